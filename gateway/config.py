@@ -1,0 +1,60 @@
+"""Configuration from environment variables (pydantic-settings).
+
+Every limit carries its unit in its name. Invalid configuration fails at start with one
+line naming the variable (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    pass
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BAYGATE_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Path(".baygate")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    log_format: Literal["json", "console", "auto"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    auto_migrate: bool = True
+
+    db_pool_min: int = Field(default=2, ge=1, le=100)
+    db_pool_max: int = Field(default=16, ge=1, le=200)
+    db_connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    db_command_timeout_s: float = Field(default=10.0, gt=0, le=600)
+
+    request_body_bytes_max: int = Field(default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    request_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    shutdown_drain_s: float = Field(default=10.0, gt=0, le=300)
+
+    transfer_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    signature_max_age_s: int = Field(default=300, ge=10, le=3600)
+
+    # Operators authenticate with a bearer token (file under data_dir when unset).
+    operator_token: str | None = None
+    # Key for hashing debtor identities (corridor limits); generated under data_dir when unset.
+    identity_hash_key: str | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = str(err["loc"][0]) if err["loc"] else "?"
+        var = "DATABASE_URL" if loc == "DATABASE_URL" else f"BAYGATE_{loc.upper()}"
+        raise ConfigError(f"invalid configuration: {var}: {err['msg']}") from None
