@@ -51,6 +51,10 @@ def dsn_with_database(dsn: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
 
+def database_name(dsn: str) -> str:
+    return urlsplit(dsn).path.lstrip("/")
+
+
 async def ensure_database(admin_dsn: str, database: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:

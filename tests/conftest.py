@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from gateway import migrate
-from gateway.db import dsn_with_database
+from gateway.db import database_name, dsn_with_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DB = "baygate_template"
@@ -73,7 +73,7 @@ async def create_test_database(pg_dsn: str, template: str | None = TEMPLATE_DB) 
 
 
 async def drop_test_database(pg_dsn: str, dsn: str) -> None:
-    name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    name = database_name(dsn)
     admin = await asyncpg.connect(pg_dsn)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

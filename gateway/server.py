@@ -1,0 +1,28 @@
+"""`baygate serve`: run the app until SIGTERM/SIGINT, then drain within a bounded time."""
+
+from __future__ import annotations
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.logging import configure_logging, get_logger
+
+
+def serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    configure_logging(settings.log_format, settings.log_level)
+    log = get_logger("baygate.server")
+    app = create_app(settings)
+    log.info("starting", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
+    # run_app turns SIGTERM/SIGINT into a graceful exit: stop accepting, wait up to
+    # shutdown_timeout for in-flight requests, then run cleanup contexts (pool, database).
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_drain_s,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+    )
+    log.info("stopped")

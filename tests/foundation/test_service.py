@@ -1,0 +1,60 @@
+"""The service: /healthz, /readyz against a real database, /metrics, configuration errors."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.config import ConfigError, load_settings
+from gateway.db import database_name
+
+
+async def test_readyz_green_when_migrated_red_when_not(db_dsn: str, empty_db_dsn: str, tmp_path) -> None:
+    app = create_app(load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path))
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/readyz")
+        assert r.status == 200
+        assert (await client.get("/healthz")).status == 200
+        m = await client.get("/metrics")
+        assert m.status == 200
+        assert "baygate_build_info" in await m.text()
+    # A database with no migrations and auto-migrate off is not ready.
+    app = create_app(load_settings(DATABASE_URL=empty_db_dsn, data_dir=tmp_path, auto_migrate=False))
+    async with TestClient(TestServer(app)) as client:
+        r = await client.get("/readyz")
+        assert r.status == 503
+        assert (await r.json())["migrations"] == "pending"
+
+
+async def test_readyz_red_when_database_goes_away(pg_dsn: str, db_dsn: str, tmp_path) -> None:
+    app = create_app(load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path))
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/readyz")).status == 200
+        name = database_name(db_dsn)
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+            r = await client.get("/readyz")
+            assert r.status == 503
+            await admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+            assert (await client.get("/readyz")).status == 200
+        finally:
+            await admin.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [({"BAYGATE_PORT": "http"}, "BAYGATE_PORT"), ({"BAYGATE_LOG_FORMAT": "xml"}, "BAYGATE_LOG_FORMAT")],
+)
+def test_invalid_configuration_names_the_variable(monkeypatch, env, name) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert name in str(info.value)
+    assert "\n" not in str(info.value)
