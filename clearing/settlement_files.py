@@ -1,0 +1,621 @@
+"""Settlement files of a closed window, as pure text generators: data in, rows and bytes out.
+
+Theory of operation. At window close the clearing engine hands over, per currency, each
+participant's gross debits, gross credits and net (credits minus debits, summing to zero per
+currency) and the currency's settlement system. From that alone come the small files:
+a summary CSV per currency (with a control-total row) and a pacs.009.001.08 per currency
+instructing the settlement system to move each net amount between the participant and
+Baygate's settlement account. The large files, a transfer detail CSV per participant and a
+camt.053.001.08 statement per participant and currency, are fed with committed transfer rows
+in batches (`LegStream.feed`), so their generation holds one batch at a time, never the window.
+
+The statement summary (camt.053 TxsSummry) precedes its entries, so the declared totals must
+include entry counts; the streamed rows are summed again and compared with the declared
+totals (`LegStream.mismatches`): the same fact checked on two paths.
+
+The entry and CSV text is produced by string templates rather than an element tree: a window
+of a million transfers is two million entries, and building an element per field costs ten
+times more. Every text value goes through `_xml` (escaping, XML 1.0 character filter, length
+limit) and the output is validated against the official XSDs in the tests.
+
+Person data (debtor and creditor names and accounts) is masked per `Masking`, keeping the
+last characters. Amounts are always `Money.format()` strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import NamedTuple
+
+from clearing.money import Money
+
+CAMT053_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+PACS009_NS = "urn:iso:std:iso:20022:tech:xsd:pacs.009.001.08"
+# All three Greater Bay Area jurisdictions keep UTC+8: the default settlement date is taken there.
+GBA_TZ = timezone(timedelta(hours=8), "UTC+08:00")
+PARTICIPANTS_MAX = 10_000
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # window and participant ids: file-safe
+_UUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+# Characters needing work in XML text: markup, and code points XML 1.0 forbids.
+_XML_SPECIAL = re.compile('[&<>"\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+SUMMARY_HEADER = (
+    "record", "currency", "settlement_system", "participant_id", "participant_name",
+    "clearing_system", "clearing_code", "gross_debits", "gross_credits", "net",
+    "instruction", "instruction_amount", "debit_count", "credit_count",
+)  # fmt: skip
+DETAIL_HEADER = (
+    "transfer_id", "end_to_end_id", "created_at", "committed_at", "direction", "payer", "payee",
+    "amount", "currency", "source_scheme", "destination_scheme",
+    "debtor_name", "debtor_account", "creditor_name", "creditor_account",
+)  # fmt: skip
+
+
+class SettlementInputError(ValueError):
+    """The clearing output handed over breaks an invariant (unbalanced net, unknown participant,
+    streamed rows disagreeing with declared totals): no file may be published from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    id: str
+    name: str
+    clearing_system: str
+    clearing_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementSystem:
+    """Where a currency settles (HKD: HK CHATS, CNY: CNAPS HVPS, MOP: Macau RTGS).
+    `account` is Baygate's settlement account there, the counterparty of every instruction."""
+
+    currency: str
+    code: str
+    name: str
+    account: str = "BAYGATE"
+
+
+@dataclass(frozen=True, slots=True)
+class PositionTotal:
+    """One participant's totals in one currency for the window, as the clearing engine closed it."""
+
+    participant_id: str
+    gross_debits: Money
+    gross_credits: Money
+    net: Money  # gross_credits - gross_debits: positive receives, negative pays
+    debit_count: int
+    credit_count: int
+
+    @property
+    def currency(self) -> str:
+        return self.net.currency
+
+    @property
+    def instruction(self) -> str:
+        return "receive" if self.net.minor > 0 else "pay" if self.net.minor < 0 else "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    window_id: str
+    opened_at: datetime
+    closed_at: datetime
+    participants: tuple[Participant, ...]
+    totals: tuple[PositionTotal, ...]
+    systems: tuple[SettlementSystem, ...]
+    settlement_date: date | None = None  # default: the close date in UTC+8
+    gateway_name: str = "Baygate"
+
+    @property
+    def value_date(self) -> date:
+        return self.settlement_date or self.closed_at.astimezone(GBA_TZ).date()
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted({s.currency for s in self.systems})
+
+    def totals_for(self, currency: str) -> list[PositionTotal]:
+        return sorted((t for t in self.totals if t.currency == currency), key=_by_participant)
+
+    def participant(self, participant_id: str) -> Participant:
+        for p in self.participants:
+            if p.id == participant_id:
+                return p
+        raise SettlementInputError(f"unknown participant {participant_id!r}")
+
+    def system(self, currency: str) -> SettlementSystem:
+        for s in self.systems:
+            if s.currency == currency:
+                return s
+        raise SettlementInputError(f"no settlement system for {currency}")
+
+
+def _by_participant(t: PositionTotal) -> str:
+    return t.participant_id
+
+
+class TransferRow(NamedTuple):
+    """One committed transfer leg in one currency. A NamedTuple because millions of them pass
+    through an export: it is built several times faster than a frozen dataclass."""
+
+    transfer_id: str
+    end_to_end_id: str
+    created_at: datetime
+    committed_at: datetime
+    payer_id: str
+    payee_id: str
+    amount: Money
+    source_scheme: str
+    destination_scheme: str
+    debtor_name: str
+    debtor_account: str
+    creditor_name: str
+    creditor_account: str
+
+
+@dataclass(frozen=True, slots=True)
+class Masking:
+    """Which person data the files mask; masked values keep their last `keep_chars` characters."""
+
+    names: bool = True
+    accounts: bool = True
+    keep_chars: int = 4
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.keep_chars <= 8:
+            raise ValueError("keep_chars must be between 0 and 8")
+
+    def name_fn(self) -> Callable[[str], str]:
+        return self._masker() if self.names else _identity
+
+    def account_fn(self) -> Callable[[str], str]:
+        return self._masker() if self.accounts else _identity
+
+    def _masker(self) -> Callable[[str], str]:
+        keep = self.keep_chars
+
+        def mask(s: str) -> str:
+            n = len(s)
+            if n <= keep:
+                return "*" * n
+            return "*" * (n - keep) + s[n - keep :] if keep else "*" * n
+
+        return mask
+
+
+def _identity(s: str) -> str:
+    return s
+
+
+def check_window(window: Window) -> None:
+    """Refuse a clearing output that could not settle: raise SettlementInputError naming why."""
+    if not ID_RE.match(window.window_id):
+        raise SettlementInputError(f"window id {window.window_id!r} is not file-safe")
+    for dt in (window.opened_at, window.closed_at):
+        if dt.tzinfo is None:
+            raise SettlementInputError("window times must be timezone-aware")
+    if window.closed_at < window.opened_at:
+        raise SettlementInputError("window closes before it opens")
+    if len(window.participants) > PARTICIPANTS_MAX:
+        raise SettlementInputError(f"more than {PARTICIPANTS_MAX} participants")
+    ids = [p.id for p in window.participants]
+    if len(set(ids)) != len(ids) or any(not ID_RE.match(i) for i in ids):
+        raise SettlementInputError("participant ids must be unique and file-safe")
+    currencies = [s.currency for s in window.systems]
+    if len(set(currencies)) != len(currencies):
+        raise SettlementInputError("one settlement system per currency")
+    seen: set[tuple[str, str]] = set()
+    for t in window.totals:
+        key = (t.participant_id, t.currency)
+        if key in seen:
+            raise SettlementInputError(f"duplicate totals for {key}")
+        seen.add(key)
+        window.participant(t.participant_id)
+        window.system(t.currency)
+        if t.gross_credits - t.gross_debits != t.net:
+            raise SettlementInputError(f"net of {key} is not credits minus debits")
+        if min(t.gross_debits.minor, t.gross_credits.minor, t.debit_count, t.credit_count) < 0:
+            raise SettlementInputError(f"negative gross total or count for {key}")
+    for ccy in currencies:
+        rows = window.totals_for(ccy)
+        if sum(t.net.minor for t in rows) != 0:
+            raise SettlementInputError(f"net positions in {ccy} do not sum to zero")
+
+
+# ---------------------------------------------------------------- text helpers
+
+
+def _xml(s: str, length_max: int) -> str:
+    """Escape for XML text/attributes, drop characters XML 1.0 forbids, cut to the schema length."""
+    if len(s) > length_max:
+        s = s[:length_max]
+    if _XML_SPECIAL.search(s) is None:
+        return s
+    s = _XML_FORBIDDEN.sub("", s)
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _el(tag: str, s: str, length_max: int) -> str:
+    """An optional text element, left out when nothing printable remains."""
+    s = _xml(s, length_max)
+    return f"<{tag}>{s}</{tag}>" if s else ""
+
+
+def _cell(s: str) -> str:
+    """A CSV text cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    return "'" + s if s.startswith(_FORMULA_START) else s
+
+
+def ref35(s: str) -> str:
+    """A reference fitting Max35Text: as is, or a UUID without hyphens; anything else is refused
+    rather than cut, since a cut reference would point at another transfer."""
+    if 0 < len(s) <= 35:
+        return s
+    if _UUID_RE.match(s):
+        return s.replace("-", "")
+    raise SettlementInputError(f"reference {s[:40]!r} does not fit 35 characters")
+
+
+def msg_id(*parts: str) -> str:
+    """A deterministic message id of at most 35 characters: readable when short, hashed when not."""
+    s = "-".join(parts)
+    if len(s) <= 35:
+        return s
+    return s[:22] + "-" + hashlib.sha256(s.encode()).hexdigest()[:12]
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds")
+
+
+def csv_text(rows: Iterable[Sequence[object]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- summary CSV
+
+
+def summary_csv(window: Window, currency: str) -> bytes:
+    """Per-currency summary: one `position` row per participant, then one `control` row whose
+    gross totals, net (zero) and counts are the sums of the rows above."""
+    system = window.system(currency)
+    rows: list[Sequence[object]] = [SUMMARY_HEADER]
+    debits = credits = net = Money(0, currency)
+    n_debit = n_credit = 0
+    for t in window.totals_for(currency):
+        p = window.participant(t.participant_id)
+        rows.append(
+            ("position", currency, system.code, p.id, _cell(p.name), p.clearing_system,
+             p.clearing_code, t.gross_debits.format(), t.gross_credits.format(), t.net.format(),
+             t.instruction, Money(abs(t.net.minor), currency).format(),
+             t.debit_count, t.credit_count)
+        )  # fmt: skip
+        debits, credits, net = debits + t.gross_debits, credits + t.gross_credits, net + t.net
+        n_debit, n_credit = n_debit + t.debit_count, n_credit + t.credit_count
+    rows.append(
+        ("control", currency, system.code, "", str(len(rows) - 1), "", "", debits.format(),
+         credits.format(), net.format(), "", "", n_debit, n_credit)
+    )  # fmt: skip
+    return csv_text(rows).encode()
+
+
+@dataclass(slots=True)
+class SummaryCheck:
+    """A summary CSV read back: its positions, and every control total that did not recompute."""
+
+    currency: str = ""
+    positions: dict[str, PositionTotal] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def read_summary_csv(data: bytes) -> SummaryCheck:
+    """Parse a summary CSV and recompute its control totals; problems are data, never raised."""
+    out = SummaryCheck()
+    try:
+        rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        out.problems.append(f"unreadable CSV: {exc}")
+        return out
+    if not rows or tuple(rows[0]) != SUMMARY_HEADER:
+        out.problems.append("header differs from the summary format")
+        return out
+    control: list[str] | None = None
+    sums = [0, 0, 0, 0, 0]
+    for line_no, r in enumerate(rows[1:], start=2):
+        if len(r) != len(SUMMARY_HEADER) or r[0] not in ("position", "control") or control:
+            out.problems.append(f"line {line_no}: not a position row before the control row")
+            continue
+        out.currency = out.currency or r[1]
+        if r[0] == "control":
+            control = r
+            continue
+        try:
+            t = _position_from_row(r)
+            instruction_minor = Money.parse(r[11], t.currency).minor
+        except (ValueError, ArithmeticError) as exc:
+            out.problems.append(f"line {line_no}: {exc}")
+            continue
+        if t.gross_credits - t.gross_debits != t.net or r[10] != t.instruction:
+            out.problems.append(f"line {line_no}: net or instruction inconsistent with gross")
+        if instruction_minor != abs(t.net.minor):
+            out.problems.append(f"line {line_no}: instruction amount is not the absolute net")
+        out.positions[t.participant_id] = t
+        for i, v in enumerate((t.gross_debits.minor, t.gross_credits.minor, t.net.minor,
+                               t.debit_count, t.credit_count)):  # fmt: skip
+            sums[i] += v
+    if control is None:
+        out.problems.append("control row missing")
+        return out
+    _check_control(out, control, sums)
+    return out
+
+
+def _position_from_row(r: list[str]) -> PositionTotal:
+    ccy = r[1]
+    return PositionTotal(
+        participant_id=r[3],
+        gross_debits=Money.parse(r[7], ccy),
+        gross_credits=Money.parse(r[8], ccy),
+        net=Money.parse(r[9], ccy, allow_negative=True),
+        debit_count=int(r[12]),
+        credit_count=int(r[13]),
+    )
+
+
+def _check_control(out: SummaryCheck, control: list[str], sums: list[int]) -> None:
+    ccy = out.currency
+    try:
+        declared = [
+            Money.parse(control[7], ccy).minor,
+            Money.parse(control[8], ccy).minor,
+            Money.parse(control[9], ccy, allow_negative=True).minor,
+            int(control[12]),
+            int(control[13]),
+        ]
+        count = int(control[4])
+    except (ValueError, ArithmeticError) as exc:
+        out.problems.append(f"control row unreadable: {exc}")
+        return
+    names = ("gross debits", "gross credits", "net", "debit count", "credit count")
+    for name, want, got in zip(names, declared, sums, strict=True):
+        if want != got:
+            out.problems.append(f"control {name} {want} differs from the rows' sum {got}")
+    if count != len(out.positions):
+        out.problems.append(f"control participant count {count} != {len(out.positions)}")
+    if sums[2] != 0 or sums[0] != sums[1]:
+        out.problems.append(f"{ccy} positions do not balance: net sum {sums[2]}")
+
+
+# ---------------------------------------------------------------- detail CSV and camt.053
+
+
+def _agent_xml(p: Participant) -> str:
+    return (
+        f"<FinInstnId><ClrSysMmbId><ClrSysId><Prtry>{_xml(p.clearing_system, 35)}</Prtry>"
+        f"</ClrSysId><MmbId>{_xml(p.clearing_code, 35)}</MmbId></ClrSysMmbId>"
+        f"{_el('Nm', p.name, 140)}</FinInstnId>"
+    )
+
+
+def _party_xml(tag: str, name: str, account: str) -> str:
+    """Dbtr/Cdtr and their account, each left out when empty (the schema wants 1+ characters)."""
+    name, account = _xml(name, 140), _xml(account, 34)
+    out = f"<{tag}><Pty><Nm>{name}</Nm></Pty></{tag}>" if name else ""
+    if account:
+        out += f"<{tag}Acct><Id><Othr><Id>{account}</Id></Othr></Id></{tag}Acct>"
+    return out
+
+
+def detail_csv_header() -> bytes:
+    return csv_text([DETAIL_HEADER]).encode()
+
+
+class LegStream:
+    """The detail CSV rows and camt.053 statement of one participant in one currency, fed with
+    batches of transfer rows. Holds running sums only; `mismatches` compares them with the
+    declared `PositionTotal` once every row has been fed."""
+
+    def __init__(
+        self, window: Window, total: PositionTotal, masking: Masking, generated_at: datetime
+    ) -> None:
+        self.window, self.total, self.generated_at = window, total, generated_at
+        self.participant_id, self.currency = total.participant_id, total.currency
+        self._mask_name, self._mask_account = masking.name_fn(), masking.account_fn()
+        self._agents = {p.id: _agent_xml(p) for p in window.participants}
+        self._value_date = window.value_date.isoformat()
+        self.sums = [0, 0, 0, 0]  # debits, credits, debit count, credit count (minor units)
+
+    def camt_head(self) -> str:
+        w, t, ccy = self.window, self.total, self.currency
+        p = w.participant(self.participant_id)
+        net = t.net.minor
+        closing = Money(abs(net), ccy).format()
+        ind = "DBIT" if net < 0 else "CRDT"
+        ident = msg_id(w.window_id, p.id, ccy)
+        return (
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT053_NS}">'
+            f"<BkToCstmrStmt>\n<GrpHdr><MsgId>{_xml(ident, 35)}</MsgId>"
+            f"<CreDtTm>{iso(self.generated_at)}</CreDtTm></GrpHdr>\n"
+            f"<Stmt><Id>{_xml(ident, 35)}</Id><CreDtTm>{iso(self.generated_at)}</CreDtTm>"
+            f"<FrToDt><FrDtTm>{iso(w.opened_at)}</FrDtTm><ToDtTm>{iso(w.closed_at)}</ToDtTm>"
+            f"</FrToDt><Acct><Id><Othr><Id>{_xml(p.clearing_code + '-' + ccy, 34)}</Id></Othr>"
+            f"</Id><Ccy>{ccy}</Ccy>{_el('Nm', p.name, 70)}<Svcr><FinInstnId>"
+            f"<Nm>{_xml(w.gateway_name, 140)}</Nm></FinInstnId></Svcr></Acct>\n"
+            f"{_balance('OPBD', Money(0, ccy).format(), ccy, 'CRDT', w.opened_at)}\n"
+            f"{_balance('CLBD', closing, ccy, ind, w.closed_at)}\n"
+            f"<TxsSummry><TtlNtries><NbOfNtries>{t.debit_count + t.credit_count}</NbOfNtries>"
+            f"<Sum>{(t.gross_debits + t.gross_credits).format()}</Sum><TtlNetNtry>"
+            f"<Amt>{closing}</Amt><CdtDbtInd>{ind}</CdtDbtInd></TtlNetNtry></TtlNtries>"
+            f"<TtlCdtNtries><NbOfNtries>{t.credit_count}</NbOfNtries>"
+            f"<Sum>{t.gross_credits.format()}</Sum></TtlCdtNtries>"
+            f"<TtlDbtNtries><NbOfNtries>{t.debit_count}</NbOfNtries>"
+            f"<Sum>{t.gross_debits.format()}</Sum></TtlDbtNtries></TxsSummry>\n"
+        )
+
+    @staticmethod
+    def camt_tail() -> str:
+        return "</Stmt>\n</BkToCstmrStmt></Document>\n"
+
+    def feed(self, rows: Iterable[TransferRow]) -> tuple[list[tuple[str, ...]], list[str]]:
+        """CSV rows and camt.053 entries of one batch. Raises SettlementInputError on a row that
+        is not this participant's, or not in this currency."""
+        pid, ccy, sums, vdate = self.participant_id, self.currency, self.sums, self._value_date
+        mask_name, mask_account, agents = self._mask_name, self._mask_account, self._agents
+        csv_rows: list[tuple[str, ...]] = []
+        entries: list[str] = []
+        for r in rows:
+            amount = r.amount
+            if amount.currency != ccy or amount.minor <= 0 or r.payer_id == r.payee_id:
+                raise SettlementInputError(f"transfer {r.transfer_id}: not a {ccy} leg")
+            if r.payer_id == pid:
+                direction, ind, family = "debit", "DBIT", "ICDT"
+                sums[0] += amount.minor
+                sums[2] += 1
+            elif r.payee_id == pid:
+                direction, ind, family = "credit", "CRDT", "RCDT"
+                sums[1] += amount.minor
+                sums[3] += 1
+            else:
+                raise SettlementInputError(f"transfer {r.transfer_id} is not {pid}'s")
+            try:
+                debtor_agent, creditor_agent = agents[r.payer_id], agents[r.payee_id]
+            except KeyError:
+                raise SettlementInputError(f"transfer {r.transfer_id}: unknown party") from None
+            amt = amount.format()
+            committed = r.committed_at.isoformat(timespec="milliseconds")
+            dn, da = mask_name(r.debtor_name), mask_account(r.debtor_account)
+            cn, ca = mask_name(r.creditor_name), mask_account(r.creditor_account)
+            csv_rows.append(
+                (r.transfer_id, _cell(r.end_to_end_id),
+                 r.created_at.isoformat(timespec="milliseconds"), committed, direction,
+                 r.payer_id, r.payee_id, amt, ccy, r.source_scheme, r.destination_scheme,
+                 _cell(dn), _cell(da), _cell(cn), _cell(ca))
+            )  # fmt: skip
+            ref = _xml(ref35(r.transfer_id), 35)
+            sub = "DMCT" if r.source_scheme == r.destination_scheme else "XBCT"
+            entries.append(
+                f'<Ntry><NtryRef>{ref}</NtryRef><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}'
+                f"</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>"
+                f"<ValDt><Dt>{vdate}</Dt></ValDt><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}"
+                f"</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls>"
+                f"<Refs>{_el('EndToEndId', r.end_to_end_id, 35)}<TxId>{ref}</TxId>"
+                f'</Refs><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RltdPties>'
+                f"{_party_xml('Dbtr', dn, da)}{_party_xml('Cdtr', cn, ca)}</RltdPties><RltdAgts>"
+                f"<DbtrAgt>{debtor_agent}</DbtrAgt><CdtrAgt>{creditor_agent}</CdtrAgt>"
+                f"</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
+            )
+        return csv_rows, entries
+
+    def mismatches(self) -> list[str]:
+        t = self.total
+        declared = (t.gross_debits.minor, t.gross_credits.minor, t.debit_count, t.credit_count)
+        names = ("gross debits", "gross credits", "debit count", "credit count")
+        return [
+            f"{self.participant_id} {self.currency} {n}: declared {want}, streamed {got}"
+            for n, want, got in zip(names, declared, self.sums, strict=True)
+            if want != got
+        ]
+
+
+def _balance(code: str, amount: str, ccy: str, ind: str, at: datetime) -> str:
+    return (
+        f'<Bal><Tp><CdOrPrtry><Cd>{code}</Cd></CdOrPrtry></Tp><Amt Ccy="{ccy}">{amount}</Amt>'
+        f"<CdtDbtInd>{ind}</CdtDbtInd><Dt><DtTm>{iso(at)}</DtTm></Dt></Bal>"
+    )
+
+
+def read_detail_totals(lines: Iterable[str]) -> tuple[dict[str, list[int]], list[str]]:
+    """Recompute a detail CSV's totals per currency: [debits, credits, debit count, credit
+    count] in minor units, streaming. Problems are returned, never raised."""
+    sums: dict[str, list[int]] = {}
+    problems: list[str] = []
+    reader = csv.reader(lines)
+    if tuple(next(reader, ())) != DETAIL_HEADER:
+        return sums, ["header differs from the detail format"]
+    for r in reader:
+        try:
+            amount = Money.parse(r[7], r[8], allow_zero=False)
+            slot = ("debit", "credit").index(r[4])
+        except (ValueError, IndexError, ArithmeticError) as exc:
+            problems.append(f"line {reader.line_num}: {exc}")
+            if len(problems) >= 20:
+                break
+            continue
+        s = sums.setdefault(amount.currency, [0, 0, 0, 0])
+        s[slot] += amount.minor
+        s[2 + slot] += 1
+    return sums, problems
+
+
+# ---------------------------------------------------------------- pacs.009
+
+
+def pacs009(window: Window, currency: str, generated_at: datetime) -> bytes | None:
+    """Settlement instructions of one currency: one FI-to-FI transfer per participant whose net
+    is not zero, between it and Baygate's settlement account. None when nothing moves."""
+    system = window.system(currency)
+    moving = [t for t in window.totals_for(currency) if t.net.minor]
+    if not moving:
+        return None
+    total = Money(sum(abs(t.net.minor) for t in moving), currency)
+    vdate = window.value_date.isoformat()
+    gateway = f"<FinInstnId><Nm>{_xml(window.gateway_name, 140)}</Nm></FinInstnId>"
+    account = f"<Id><Othr><Id>{_xml(system.account, 34)}</Id></Othr></Id>"
+    parts = [
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{PACS009_NS}"><FICdtTrf>\n'
+        f"<GrpHdr><MsgId>{_xml(msg_id(window.window_id, currency), 35)}</MsgId>"
+        f"<CreDtTm>{iso(generated_at)}</CreDtTm><NbOfTxs>{len(moving)}</NbOfTxs>"
+        f'<CtrlSum>{total.format()}</CtrlSum><TtlIntrBkSttlmAmt Ccy="{currency}">'
+        f"{total.format()}</TtlIntrBkSttlmAmt><IntrBkSttlmDt>{vdate}</IntrBkSttlmDt>"
+        f"<SttlmInf><SttlmMtd>CLRG</SttlmMtd><ClrSys><Prtry>{_xml(system.code, 35)}</Prtry>"
+        f"</ClrSys></SttlmInf></GrpHdr>\n"
+    ]
+    for t in moving:
+        p = window.participant(t.participant_id)
+        member = _agent_xml(p)
+        if t.net.minor < 0:
+            sides = f"<Dbtr>{member}</Dbtr><Cdtr>{gateway}</Cdtr><CdtrAcct>{account}</CdtrAcct>"
+        else:
+            sides = f"<Dbtr>{gateway}</Dbtr><DbtrAcct>{account}</DbtrAcct><Cdtr>{member}</Cdtr>"
+        ref = _xml(msg_id(window.window_id, p.id, currency), 35)
+        parts.append(
+            f"<CdtTrfTxInf><PmtId><InstrId>{ref}</InstrId><EndToEndId>{ref}</EndToEndId>"
+            f'<TxId>{ref}</TxId></PmtId><IntrBkSttlmAmt Ccy="{currency}">'
+            f"{Money(abs(t.net.minor), currency).format()}</IntrBkSttlmAmt>"
+            f"<IntrBkSttlmDt>{vdate}</IntrBkSttlmDt>{sides}<RmtInf><Ustrd>"
+            f"{_xml(f'Net settlement of window {window.window_id}', 140)}</Ustrd></RmtInf>"
+            f"</CdtTrfTxInf>\n"
+        )
+    parts.append("</FICdtTrf></Document>\n")
+    return "".join(parts).encode()
+
+
+def control_totals(window: Window) -> dict[str, dict[str, object]]:
+    """The window's control totals per currency, as the manifest carries them."""
+    out: dict[str, dict[str, object]] = {}
+    for ccy in window.currencies:
+        rows = window.totals_for(ccy)
+        zero = Money(0, ccy)
+        out[ccy] = {
+            "settlement_system": window.system(ccy).code,
+            "participants": len(rows),
+            "gross_debits": sum((t.gross_debits for t in rows), zero).format(),
+            "gross_credits": sum((t.gross_credits for t in rows), zero).format(),
+            "net": sum((t.net for t in rows), zero).format(),
+            "settlement_amount": Money(sum(abs(t.net.minor) for t in rows), ccy).format(),
+            "debit_count": sum(t.debit_count for t in rows),
+            "credit_count": sum(t.credit_count for t in rows),
+        }
+    return out

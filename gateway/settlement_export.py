@@ -1,0 +1,444 @@
+"""Writing a closed window's settlement files to disk, signing them, and verifying them later.
+
+Layout of `<dest>/` (by default `$BAYGATE_DATA_DIR/settlements/<window id>/`):
+
+    summary/<CCY>.csv            participants' gross and net totals, with a control row
+    pacs009/<CCY>.xml            settlement instructions (pacs.009.001.08)
+    details/<participant>.csv    every transfer leg of the participant, person data masked
+    camt053/<participant>.<CCY>.xml   statement (camt.053.001.08)
+    manifest.json                SHA-256 and size of every file, control totals, signature
+
+Transfer rows come from `rows_for(participant_id, currency)`, an async iterator of batches,
+one participant and currency at a time: a transfer touches two participants' files, and a
+single stream in commit order would need every participant's files open at once (thousands
+of descriptors). Asked per participant, the source (an indexed query) is read twice in total
+and at most two files are open. Memory holds one batch.
+
+Files are written into a hidden sibling folder and renamed into place once the manifest is
+signed, so a reader never sees a half-written settlement; an existing destination is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from clearing import settlement_files as sf
+from clearing.money import Money
+from gateway import signing_keys
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "baygate-settlement-manifest/1"
+SIGNING_CONTEXT = b"baygate-settlement-manifest/1\n"  # domain separation for the gateway key
+MANIFEST_BYTES_MAX = 64 * 1024 * 1024
+BATCH_ROWS_MAX = 100_000
+WRITE_BUFFER_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 1024 * 1024
+
+RowSource = Callable[[str, str], AsyncIterator[Sequence[sf.TransferRow]]]
+Progress = Callable[[int, int], None]  # (entries written, entries expected)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    path: Path
+    manifest: dict[str, Any]
+    entries: int  # statement entries written: each transfer counts once per side
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a settlement folder cannot be trusted; `path` is relative to the folder."""
+
+    code: str  # manifest | signature | missing | unexpected | hash | size | totals
+    path: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.code} {self.path or '-'}: {self.message}"
+
+
+def default_window_dir(data_dir: Path, window_id: str) -> Path:
+    if not sf.ID_RE.match(window_id):
+        raise sf.SettlementInputError(f"window id {window_id!r} is not file-safe")
+    return Path(data_dir) / "settlements" / window_id
+
+
+class _Out:
+    """A file being written, hashed on the way."""
+
+    def __init__(self, root: Path, rel: str, fsync: bool) -> None:
+        self.rel, self._fsync = rel, fsync
+        path = root / rel
+        path.parent.mkdir(exist_ok=True)
+        self._f = open(path, "xb", buffering=WRITE_BUFFER_BYTES)
+        self._hash = hashlib.sha256()
+        self.size_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._f.write(data)
+        self.size_bytes += len(data)
+
+    def close(self) -> dict[str, Any]:
+        self._f.flush()
+        if self._fsync:
+            os.fsync(self._f.fileno())
+        self._f.close()
+        return {"sha256": self._hash.hexdigest(), "size_bytes": self.size_bytes}
+
+
+async def export_window(
+    window: sf.Window,
+    rows_for: RowSource,
+    dest: Path,
+    *,
+    key: Ed25519PrivateKey,
+    masking: sf.Masking | None = None,
+    audit_chain_head: str | None = None,
+    progress: Progress | None = None,
+    now: Callable[[], datetime] | None = None,
+    fsync: bool = True,
+) -> ExportResult:
+    """Write, hash and sign every settlement file of `window` under `dest` (which must not exist).
+
+    Raises SettlementInputError, leaving nothing behind, when the clearing output is
+    inconsistent or the streamed rows disagree with the declared totals."""
+    sf.check_window(window)
+    dest = Path(dest)
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; settlement files are never overwritten")
+    masking = masking or sf.Masking()
+    generated_at = (now or _utc_now)()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.partial-{os.urandom(4).hex()}"
+    tmp.mkdir(mode=0o750)
+    try:
+        files = _write_small_files(window, tmp, generated_at, fsync)
+        entries = await _write_participant_files(
+            window, rows_for, tmp, files, masking, generated_at, progress, fsync
+        )
+        manifest = _manifest(window, files, masking, generated_at, audit_chain_head)
+        manifest["signature"] = _sign(manifest, key)
+        out = _Out(tmp, MANIFEST_NAME, fsync)
+        out.write(json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n")
+        out.close()
+        _fsync_dirs(tmp, fsync)
+        os.rename(tmp, dest)
+        _fsync_dirs(dest.parent, fsync, recursive=False)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ExportResult(path=dest, manifest=manifest, entries=entries)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _write_small_files(
+    window: sf.Window, root: Path, generated_at: datetime, fsync: bool
+) -> dict[str, dict[str, Any]]:
+    files: dict[str, dict[str, Any]] = {}
+    for ccy in window.currencies:
+        for rel, data in (
+            (f"summary/{ccy}.csv", sf.summary_csv(window, ccy)),
+            (f"pacs009/{ccy}.xml", sf.pacs009(window, ccy, generated_at)),
+        ):
+            if data is not None:
+                out = _Out(root, rel, fsync)
+                out.write(data)
+                files[rel] = out.close()
+    return files
+
+
+async def _write_participant_files(
+    window: sf.Window,
+    rows_for: RowSource,
+    root: Path,
+    files: dict[str, dict[str, Any]],
+    masking: sf.Masking,
+    generated_at: datetime,
+    progress: Progress | None,
+    fsync: bool,
+) -> int:
+    by_participant: dict[str, list[sf.PositionTotal]] = {}
+    for t in sorted(window.totals, key=lambda t: (t.participant_id, t.currency)):
+        by_participant.setdefault(t.participant_id, []).append(t)
+    expected = sum(t.debit_count + t.credit_count for t in window.totals)
+    done = 0
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for pid, totals in by_participant.items():
+        detail = _Out(root, f"details/{pid}.csv", fsync)
+        detail.write(sf.detail_csv_header())
+        for total in totals:
+            if total.debit_count + total.credit_count == 0:
+                continue
+            leg = sf.LegStream(window, total, masking, generated_at)
+            camt = _Out(root, f"camt053/{pid}.{total.currency}.xml", fsync)
+            camt.write(leg.camt_head().encode())
+            async for batch in rows_for(pid, total.currency):
+                if len(batch) > BATCH_ROWS_MAX:
+                    raise sf.SettlementInputError(f"batch larger than {BATCH_ROWS_MAX} rows")
+                csv_rows, entries = leg.feed(batch)
+                writer.writerows(csv_rows)
+                detail.write(buf.getvalue().encode())
+                buf.seek(0)
+                buf.truncate()
+                camt.write("".join(entries).encode())
+                done += len(csv_rows)
+                if progress is not None:
+                    progress(done, expected)
+            camt.write(leg.camt_tail().encode())
+            files[camt.rel] = camt.close()
+            if problems := leg.mismatches():
+                raise sf.SettlementInputError("; ".join(problems))
+        files[detail.rel] = detail.close()
+    return done
+
+
+def _manifest(
+    window: sf.Window,
+    files: dict[str, dict[str, Any]],
+    masking: sf.Masking,
+    generated_at: datetime,
+    audit_chain_head: str | None,
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "window_id": window.window_id,
+        "opened_at": sf.iso(window.opened_at),
+        "closed_at": sf.iso(window.closed_at),
+        "settlement_date": window.value_date.isoformat(),
+        "generated_at": sf.iso(generated_at),
+        "masking": {
+            "names": masking.names,
+            "accounts": masking.accounts,
+            "keep_chars": masking.keep_chars,
+        },
+        "control_totals": sf.control_totals(window),
+        "files": dict(sorted(files.items())),
+    }
+    if audit_chain_head is not None:
+        manifest["audit_chain_head"] = audit_chain_head
+    return manifest
+
+
+def signing_bytes(manifest: dict[str, Any]) -> bytes:
+    """What the signature covers: the manifest without its signature, as canonical JSON."""
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return SIGNING_CONTEXT + json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _sign(manifest: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, str]:
+    public = key.public_key()
+    return {
+        "algorithm": "ed25519",
+        "key_id": signing_keys.key_id(public),
+        "public_key": signing_keys.public_key_b64(public),
+        "value": base64.b64encode(key.sign(signing_bytes(manifest))).decode(),
+    }
+
+
+def _fsync_dirs(root: Path, fsync: bool, recursive: bool = True) -> None:
+    if not fsync:
+        return
+    folders = [root, *(p for p in root.iterdir() if p.is_dir())] if recursive else [root]
+    for folder in folders:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- verification
+
+
+def verify_settlement_dir(
+    path: Path, public_key: Ed25519PublicKey | None = None, *, deep: bool = True
+) -> list[Problem]:
+    """Every reason not to trust the folder; empty when all is well.
+
+    Checks the manifest signature (against `public_key`, the gateway's key; without it only
+    against the key the manifest names, which proves integrity, not origin), each file's size
+    and SHA-256, files missing or added, and with `deep` recomputes the control totals: each
+    summary against its control row and the manifest, each detail CSV against the summary."""
+    root = Path(path)
+    manifest, problems = _read_manifest(root)
+    if manifest is None:
+        return problems
+    problems += _check_signature(manifest, public_key)
+    listed: dict[str, dict[str, Any]] = manifest.get("files", {})
+    problems += _check_files(root, listed)
+    if deep:
+        problems += _check_totals(root, manifest, listed)
+    return problems
+
+
+def _read_manifest(root: Path) -> tuple[dict[str, Any] | None, list[Problem]]:
+    path = root / MANIFEST_NAME
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MANIFEST_BYTES_MAX + 1)
+    except OSError as exc:
+        return None, [Problem("missing", MANIFEST_NAME, f"cannot read: {exc.strerror}")]
+    if len(data) > MANIFEST_BYTES_MAX:
+        return None, [Problem("manifest", MANIFEST_NAME, "too large")]
+    try:
+        manifest = json.loads(data)
+    except ValueError as exc:
+        return None, [Problem("manifest", MANIFEST_NAME, f"not JSON: {exc}")]
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != MANIFEST_FORMAT
+        or not isinstance(manifest.get("files"), dict)
+        or not isinstance(manifest.get("signature"), dict)
+        or not all(isinstance(v, dict) for v in manifest["files"].values())
+    ):
+        return None, [Problem("manifest", MANIFEST_NAME, f"not a {MANIFEST_FORMAT} manifest")]
+    return manifest, []
+
+
+def _check_signature(
+    manifest: dict[str, Any], public_key: Ed25519PublicKey | None
+) -> list[Problem]:
+    sig = manifest["signature"]
+    try:
+        named = signing_keys.public_key_from_b64(str(sig.get("public_key", "")))
+        value = base64.b64decode(str(sig.get("value", "")), validate=True)
+    except (ValueError, signing_keys.SigningKeyError) as exc:
+        return [Problem("signature", MANIFEST_NAME, f"unreadable signature: {exc}")]
+    out: list[Problem] = []
+    key = public_key or named
+    if public_key is not None and signing_keys.public_key_raw(named) != signing_keys.public_key_raw(
+        public_key
+    ):
+        out.append(Problem("signature", MANIFEST_NAME, "signed by another key than the gateway's"))
+    try:
+        key.verify(value, signing_bytes(manifest))
+    except InvalidSignature:
+        out.append(Problem("signature", MANIFEST_NAME, "signature does not match the manifest"))
+    return out
+
+
+def _safe_rel(rel: str) -> bool:
+    p = PurePosixPath(rel)
+    return (
+        bool(rel)
+        and "\\" not in rel
+        and not p.is_absolute()
+        and all(part not in ("", ".", "..") for part in rel.split("/"))
+        and rel != MANIFEST_NAME
+    )
+
+
+def _check_files(root: Path, listed: dict[str, dict[str, Any]]) -> list[Problem]:
+    out: list[Problem] = []
+    for rel, meta in listed.items():
+        if not _safe_rel(rel):
+            out.append(Problem("manifest", rel, "unsafe path in manifest"))
+            continue
+        path = root / rel
+        if path.is_symlink() or not path.is_file():
+            out.append(Problem("missing", rel, "listed in the manifest but not a regular file"))
+            continue
+        size, digest = _hash_file(path)
+        if size != meta.get("size_bytes"):
+            out.append(
+                Problem("size", rel, f"{size} bytes, manifest says {meta.get('size_bytes')}")
+            )
+        if digest != meta.get("sha256"):
+            out.append(Problem("hash", rel, "SHA-256 differs from the manifest"))
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            full = Path(dirpath) / name
+            rel = full.relative_to(root).as_posix()
+            if full.is_symlink() or (
+                name in filenames and rel not in listed and rel != MANIFEST_NAME
+            ):
+                out.append(Problem("unexpected", rel, "not listed in the manifest"))
+    return out
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_CHUNK_BYTES):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _check_totals(
+    root: Path, manifest: dict[str, Any], listed: dict[str, dict[str, Any]]
+) -> list[Problem]:
+    out: list[Problem] = []
+    declared = manifest.get("control_totals")
+    if not isinstance(declared, dict):
+        return [Problem("manifest", MANIFEST_NAME, "control totals missing")]
+    positions: dict[str, dict[str, sf.PositionTotal]] = {}
+    for ccy, totals in sorted(declared.items()):
+        rel = f"summary/{ccy}.csv"
+        if rel not in listed or not (root / rel).is_file():
+            out.append(Problem("missing", rel, f"no summary for {ccy}"))
+            continue
+        check = sf.read_summary_csv((root / rel).read_bytes())
+        out += [Problem("totals", rel, m) for m in check.problems]
+        out += _compare_control(rel, ccy, check, totals)
+        for pid, t in check.positions.items():
+            positions.setdefault(pid, {})[ccy] = t
+    for pid, by_ccy in sorted(positions.items()):
+        rel = f"details/{pid}.csv"
+        if not any(t.debit_count + t.credit_count for t in by_ccy.values()):
+            continue
+        if rel not in listed or not (root / rel).is_file():
+            out.append(Problem("missing", rel, "no detail file for a participant with transfers"))
+            continue
+        with open(root / rel, encoding="utf-8", newline="") as f:
+            sums, problems = sf.read_detail_totals(f)
+        out += [Problem("totals", rel, m) for m in problems]
+        for ccy, t in sorted(by_ccy.items()):
+            want = [t.gross_debits.minor, t.gross_credits.minor, t.debit_count, t.credit_count]
+            if sums.pop(ccy, [0, 0, 0, 0]) != want:
+                out.append(Problem("totals", rel, f"{ccy} sums differ from the summary"))
+        out += [Problem("totals", rel, f"{ccy} rows absent from the summary") for ccy in sums]
+    return out
+
+
+def _compare_control(rel: str, ccy: str, check: sf.SummaryCheck, totals: Any) -> list[Problem]:
+    if not isinstance(totals, dict):
+        return [Problem("manifest", MANIFEST_NAME, f"control totals of {ccy} unreadable")]
+    ts = list(check.positions.values())
+    recomputed = {
+        "participants": len(ts),
+        "gross_debits": sum(t.gross_debits.minor for t in ts),
+        "gross_credits": sum(t.gross_credits.minor for t in ts),
+        "debit_count": sum(t.debit_count for t in ts),
+        "credit_count": sum(t.credit_count for t in ts),
+    }
+    out = []
+    for name, got in recomputed.items():
+        want = totals.get(name)
+        with contextlib.suppress(ValueError, TypeError, ArithmeticError):
+            if isinstance(want, str):
+                want = Money.parse(want, ccy).minor
+        if want != got:
+            out.append(Problem("totals", rel, f"{name} differs from the manifest's control total"))
+    return out
