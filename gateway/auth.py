@@ -340,7 +340,7 @@ def _parse_dictionary(name: str, value: str) -> dict[str, Any]:
 
 
 def _parse_signature(fields: Mapping[str, str]) -> _Parsed:
-    missing = [h for h in ("signature-input", "signature") if h not in fields]
+    missing = [h for h in ("Signature-Input", "Signature") if h.lower() not in fields]
     if missing:
         raise _refuse(
             "signature-missing", "Signature required", f"missing header(s): {', '.join(missing)}"
