@@ -111,6 +111,34 @@ class StaticKeyResolver:
         return self._keys.get(key_id)
 
 
+class DirectoryKeyResolver:
+    """Keys looked up as directory text (raw 32-byte public key, base64) by a sync callable.
+
+    `lookup(key_id)` returns the participant's base64 key, or None when the participant is
+    unknown or must not be served (suspended). Decoded keys are memoised by their text, up
+    to `entries_max`, so a key changed in the directory applies on the next request. A
+    directory entry that does not decode is treated as no key, never as a server error.
+    """
+
+    def __init__(self, lookup: Callable[[str], str | None], *, entries_max: int = 10_000) -> None:
+        self._lookup = lookup
+        self.entries_max = entries_max
+        self._decoded: dict[str, Ed25519PublicKey | None] = {}
+
+    async def public_key(self, key_id: str) -> Ed25519PublicKey | None:
+        text = self._lookup(key_id)
+        if text is None:
+            return None
+        if text not in self._decoded:
+            if len(self._decoded) >= self.entries_max:
+                del self._decoded[next(iter(self._decoded))]
+            try:
+                self._decoded[text] = public_key_from_b64(text)
+            except ValueError:
+                self._decoded[text] = None
+        return self._decoded[text]
+
+
 class CachedKeyResolver:
     """Caches another resolver's answers (unknown ids too) for `ttl_s`, up to `entries_max` ids.
 
@@ -330,11 +358,12 @@ def _parse_dictionary(name: str, value: str) -> dict[str, Any]:
             "Malformed signature",
             f"{name} is not a valid structured field: {exc}",
         ) from None
-    if len(parsed) != 1:
+    if not isinstance(parsed, dict) or len(parsed) != 1:
+        found = len(parsed) if isinstance(parsed, dict) else 0
         raise _refuse(
             "signature-malformed",
             "Malformed signature",
-            f"{name} must hold exactly one signature, found {len(parsed)}",
+            f"{name} must hold exactly one signature, found {found}",
         )
     return parsed
 

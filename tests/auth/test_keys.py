@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from gateway.auth import (
     CachedKeyResolver,
+    DirectoryKeyResolver,
     StaticKeyResolver,
     generate_private_key,
     load_private_key,
@@ -137,3 +138,24 @@ def test_the_key_cache_is_bounded() -> None:
     run(scenario())
     assert len(cached._entries) == 3
     assert inner.lookups[-1] == "bank-0" and inner.lookups.count("bank-9") == 1
+
+
+def test_directory_keys_follow_the_directory_text() -> None:
+    old, new = generate_private_key().public_key(), generate_private_key().public_key()
+    directory: dict[str, str] = {"bank-a": public_key_to_b64(old), "bank-x": "not a key"}
+    resolver = DirectoryKeyResolver(directory.get)
+
+    async def lookups() -> list[Ed25519PublicKey | None]:
+        first = await resolver.public_key("bank-a")
+        directory["bank-a"] = public_key_to_b64(new)  # key rotated in the directory
+        return [
+            first,
+            await resolver.public_key("bank-a"),
+            await resolver.public_key("bank-x"),
+            await resolver.public_key("nobody"),
+        ]
+
+    first, rotated, broken, unknown = run(lookups())
+    assert first is not None and _same_public(first, old)
+    assert rotated is not None and _same_public(rotated, new)
+    assert broken is None and unknown is None
