@@ -22,14 +22,14 @@ OPERATIONS_DOC = REPO_ROOT / "docs" / "operations.md"
 
 def touch_every_metric() -> None:
     """Give every labelled metric at least one series, so the exposition names them all."""
-    metrics.preinitialise(["hk:003"])
+    metrics.preinitialise(["hk-801"])
     metrics.record_corridor_limit_hit("hk-fps>cn-ibps", "per_day")
     metrics.observe_http("POST", "/v1/transfers", 202, 0.01)
     metrics.set_lsm_liquidity_efficiency("HKD", 4.0)
     metrics.set_db_ready(True)
     metrics.set_snapshot(
         metrics.Snapshot(
-            positions=(metrics.PositionRow("hk:003", "HKD", 100, 0, 1000, 500),),
+            positions=(metrics.PositionRow("hk-801", "HKD", 100, 0, 1000, 500),),
             window=metrics.WindowRow(open_age_s=1.0, open_transfers=1, schedule_s=3600.0),
             settlements=metrics.SettlementRow(by_state={"SETTLED": 1}, overdue=0),
             outbox=metrics.OutboxRow(depth=0, oldest_age_s=0.0),

@@ -61,8 +61,8 @@ async def prom(tmp_path_factory) -> AsyncIterator[Prometheus]:
     metrics.set_snapshot(
         metrics.Snapshot(
             positions=(
-                metrics.PositionRow("live:hk-003", "HKD", 9_000, 700, 10_000, 5_000),
-                metrics.PositionRow("live:cn-001", "CNY", 1_000, 0, 10_000, 0),
+                metrics.PositionRow("live-hk-003", "HKD", 9_000, 700, 10_000, 5_000),
+                metrics.PositionRow("live-cn-001", "CNY", 1_000, 0, 10_000, 0),
             )
         )
     )
@@ -84,7 +84,7 @@ async def test_prometheus_scrapes_counters_and_snapshot_gauges(prom):
     await prom.wait_for(f"{TRANSFERS} == {seen + 5}")
 
     ratio = await prom.query_value(
-        'baygate_cap_utilisation_ratio{participant="live:hk-003",currency="HKD"}'
+        'baygate_cap_utilisation_ratio{participant="live-hk-003",currency="HKD"}'
     )
     assert ratio == 0.97
     # The scrape itself went through the middleware, under its route template.
@@ -95,7 +95,7 @@ async def test_prometheus_scrapes_counters_and_snapshot_gauges(prom):
 
 async def test_shipped_alert_rules_evaluate_cleanly_and_fire(prom):
     pending = await prom.wait_for('ALERTS{alertname="BaygateParticipantCapCritical"}')
-    assert {a["metric"]["participant"] for a in pending} == {"live:hk-003"}
+    assert {a["metric"]["participant"] for a in pending} == {"live-hk-003"}
 
     rules = await evaluated_rules(prom)
     assert len(rules) >= 10

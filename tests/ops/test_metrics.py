@@ -76,7 +76,7 @@ def test_rejections_are_counted_by_reason_code():
 
 
 def test_delivery_attempts_retries_and_failures_feed_the_failure_ratio():
-    p = "mo:test-delivery"
+    p = "mo-test-delivery"
     metrics.record_delivery_attempt(p, retry=False, ok=False)
     metrics.record_delivery_attempt(p, retry=True, ok=False)
     metrics.record_delivery_attempt(p, retry=True, ok=True)
@@ -123,7 +123,7 @@ def test_latency_histograms_have_the_one_second_objective_as_a_bucket_edge(expos
     cap=st.integers(0, 10**15),
 )
 def test_cap_utilisation_is_exposure_over_cap(position, reserved, cap):
-    row = metrics.PositionRow("hk:003", "HKD", position, reserved, cap, 0)
+    row = metrics.PositionRow("hk-801", "HKD", position, reserved, cap, 0)
     exposure = max(position + reserved, 0)
     ratio = row.cap_utilisation_ratio
     if cap:
@@ -137,7 +137,7 @@ def test_snapshot_replaces_positions_and_keeps_parts_not_given():
     row = metrics.PositionRow
     metrics.set_snapshot(
         metrics.Snapshot(
-            positions=(row("snap:a", "HKD", 90, 6, 100, 0), row("snap:b", "CNY", 1, 0, 100, 0)),
+            positions=(row("snap-a", "HKD", 90, 6, 100, 0), row("snap-b", "CNY", 1, 0, 100, 0)),
             outbox=metrics.OutboxRow(depth=7, oldest_age_s=42.0),
             taken_at_s=1000.0,
         )
@@ -145,16 +145,16 @@ def test_snapshot_replaces_positions_and_keeps_parts_not_given():
     got = exposed_samples()
     key = (
         "baygate_cap_utilisation_ratio",
-        frozenset({("participant", "snap:a"), ("currency", "HKD")}),
+        frozenset({("participant", "snap-a"), ("currency", "HKD")}),
     )
     assert got[key] == 0.96
     metrics.set_snapshot(
-        metrics.Snapshot(positions=(row("snap:b", "CNY", 2, 0, 100, 0),), taken_at_s=1001.0)
+        metrics.Snapshot(positions=(row("snap-b", "CNY", 2, 0, 100, 0),), taken_at_s=1001.0)
     )
     got = exposed_samples()
     assert key not in got, "a participant missing from the snapshot must stop being exported"
     assert (
-        got[("baygate_position_minor", frozenset({("participant", "snap:b"), ("currency", "CNY")}))]
+        got[("baygate_position_minor", frozenset({("participant", "snap-b"), ("currency", "CNY")}))]
         == 2
     )
     assert got[("baygate_outbox_oldest_age_seconds", frozenset())] == 42.0
