@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import statistics
 import time
@@ -345,3 +346,18 @@ def test_verify_cost_per_request_is_reported() -> None:
     print(
         f"\nverify cost per request: median {statistics.median(costs) * 1e6:.0f} us over {len(costs)}"
     )
+
+
+def test_a_replay_with_a_malleated_signature_is_refused() -> None:
+    """S + L is the same Ed25519 signature in a different encoding: it must not pass as new."""
+    verifier = verifier_for(BANK_A)
+    req = signed(BANK_A)
+    assert req.verify_with(verifier) == "bank-a"
+    label, _, value = req.headers["Signature"].partition("=")
+    sig = base64.b64decode(value.strip(":"))
+    order = 2**252 + 27742317777372353535851937790883648493
+    s_plus_l = int.from_bytes(sig[32:], "little") + order
+    twin = sig[:32] + s_plus_l.to_bytes(32, "little")
+    req.headers["Signature"] = f"{label}=:{base64.b64encode(twin).decode()}:"
+    err = refusal(verifier, req)
+    assert kind(err) == "signature-invalid"
