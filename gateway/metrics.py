@@ -48,7 +48,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from clearing.model import SCHEMES, TransferState
+from clearing.model import SCHEMES, TransferState, TxStatus
 from clearing.money import CURRENCY_EXPONENTS
 from clearing.reasons import Reason
 
@@ -112,7 +112,26 @@ class _Open:
 
 _scheme = _Closed(SCHEMES)
 _dest_scheme = _Closed((*SCHEMES, UNKNOWN))
-_status = _Closed(s.value for s in TransferState)
+_tx_status = _Closed(s.value for s in TxStatus)
+# A caller holding the internal state gets the ISO status the sender was told.
+_STATE_TO_STATUS = {
+    TransferState.RECEIVED: TxStatus.PDNG,
+    TransferState.QUEUED: TxStatus.PDNG,
+    TransferState.RESERVED: TxStatus.ACSP,
+    TransferState.COMMITTED: TxStatus.ACSC,
+    TransferState.ABORTED: TxStatus.RJCT,
+    TransferState.EXPIRED: TxStatus.RJCT,
+    TransferState.REJECTED: TxStatus.RJCT,
+}
+
+
+def _status(value: object) -> str:
+    """ISO 20022 TxStatus value; a `TransferState` value is mapped to its TxStatus."""
+    text = str(value)
+    mapped = _STATE_TO_STATUS.get(text)  # type: ignore[call-overload]
+    return mapped.value if mapped is not None else _tx_status(text)
+
+
 _reason = _Closed(r.value for r in Reason)
 _currency = _Closed(CURRENCY_EXPONENTS)
 _stage = _Closed(STAGES)
@@ -133,7 +152,7 @@ GCCollector(registry=REGISTRY)
 # --- events -------------------------------------------------------------------------------
 TRANSFERS = Counter(
     "baygate_transfers_total",
-    "Transfers that reached a final state, by corridor and state.",
+    "Transfers that reached a final status (ISO 20022 TxStatus), by corridor.",
     ("source_scheme", "destination_scheme", "status"),
     registry=REGISTRY,
 )
@@ -239,7 +258,7 @@ BUILD.info({"version": _version(), "python": platform.python_version()})
 
 
 def record_transfer(source_scheme: str, destination_scheme: str | None, status: str) -> None:
-    """A transfer reached a final state (`TransferState` value)."""
+    """A transfer reached its final status: ISO `TxStatus` (ACSC, RJCT) or a `TransferState`."""
     TRANSFERS.labels(
         _scheme(source_scheme), _dest_scheme(destination_scheme or UNKNOWN), _status(status)
     ).inc()
@@ -514,7 +533,7 @@ def preinitialise(participants: Iterable[str] = ()) -> None:
     for src in SCHEMES:
         IDEMPOTENT_REPLAYS.labels(src)
         for dst in (*SCHEMES, UNKNOWN):
-            for status in _status.values:
+            for status in _tx_status.values:
                 TRANSFERS.labels(src, dst, status)
             if dst != UNKNOWN and dst != src:
                 E2E_LATENCY.labels(src, dst)

@@ -14,8 +14,10 @@ from gateway import metrics
 from tests.ops.conftest import RULE_FILE, touch_every_metric
 from tests.ops.prom import Prometheus, running_prometheus
 
-TRANSFERS = 'baygate_transfers_total{source_scheme="hk-fps",destination_scheme="cn-ibps",status="COMMITTED"}'
-LABELS = {"source_scheme": "hk-fps", "destination_scheme": "cn-ibps", "status": "COMMITTED"}
+TRANSFERS = (
+    'baygate_transfers_total{source_scheme="hk-fps",destination_scheme="cn-ibps",status="ACSC"}'
+)
+LABELS = {"source_scheme": "hk-fps", "destination_scheme": "cn-ibps", "status": "ACSC"}
 
 
 async def serve_metrics(request: web.Request) -> web.Response:
@@ -80,7 +82,7 @@ async def test_prometheus_scrapes_counters_and_snapshot_gauges(prom):
     assert seen == registry_value("baygate_transfers_total", LABELS)
 
     for _ in range(5):
-        metrics.record_transfer("hk-fps", "cn-ibps", "COMMITTED")
+        metrics.record_transfer("hk-fps", "cn-ibps", "ACSC")
     await prom.wait_for(f"{TRANSFERS} == {seen + 5}")
 
     ratio = await prom.query_value(

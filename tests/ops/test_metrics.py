@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from clearing.model import SCHEMES, TransferState
+from clearing.model import SCHEMES, TransferState, TxStatus
 from clearing.reasons import Reason
 from gateway import metrics
 from tests.ops.conftest import touch_every_metric
@@ -34,26 +34,40 @@ def exposed_samples() -> dict[tuple[str, frozenset], float]:
 
 junk = st.sampled_from(["", "HK-FPS", "hk_fps", "swift", "x" * 200, "DROP TABLE"])
 schemes = st.one_of(st.sampled_from(SCHEMES), junk)
-statuses = st.one_of(st.sampled_from([s.value for s in TransferState]), junk)
+statuses = st.one_of(
+    st.sampled_from([s.value for s in TransferState] + [s.value for s in TxStatus]), junk
+)
+ISO_STATUS_OF_STATE = {
+    "COMMITTED": "ACSC",
+    "RESERVED": "ACSP",
+    "RECEIVED": "PDNG",
+    "QUEUED": "PDNG",
+}
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(schemes, st.one_of(st.none(), schemes), statuses), max_size=30))
 def test_transfer_counts_match_a_reference_count_with_unknown_values_folded(events):
-    """Every final state is counted once under its corridor; unknown label values read 'other'."""
+    """Every final status is counted once under its corridor, internal states under their ISO
+    status; unknown label values read 'other'."""
 
     def fold(value, allowed):
         return value if value in allowed else "other"
+
+    def iso_status(value):
+        if value in {s.value for s in TransferState}:
+            return ISO_STATUS_OF_STATE.get(value, "RJCT")
+        return fold(value, {s.value for s in TxStatus})
 
     expected = Counter(
         (
             fold(src, SCHEMES),
             fold(dst or "unknown", (*SCHEMES, "unknown")),
-            fold(status, {s.value for s in TransferState}),
+            iso_status(status),
         )
         for src, dst, status in events
     )
-    keys = set(expected) | {("hk-fps", "cn-ibps", "COMMITTED")}
+    keys = set(expected) | {("hk-fps", "cn-ibps", "ACSC")}
     before = {k: sample("baygate_transfers_total", **_tl(k)) for k in keys}
     for src, dst, status in events:
         metrics.record_transfer(src, dst, status)
