@@ -361,3 +361,46 @@ def test_a_replay_with_a_malleated_signature_is_refused() -> None:
     req.headers["Signature"] = f"{label}=:{base64.b64encode(twin).decode()}:"
     err = refusal(verifier, req)
     assert kind(err) == "signature-invalid"
+
+
+_HEADER_NAMES = st.sampled_from(["Signature-Input", "Signature", "Content-Digest", "Content-Type"])
+_FIELD_TEXT = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300
+) | st.text(max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    signed_requests(),
+    st.lists(st.tuples(_HEADER_NAMES, _FIELD_TEXT), max_size=3),
+    st.one_of(st.none(), st.text(max_size=40)),
+)
+def test_whatever_arrives_the_answer_is_accept_or_auth_error(
+    req: Request, edits: list[tuple[str, str]], target: str | None
+) -> None:
+    """Fuzzed signature headers and targets: never an exception other than AuthError."""
+    for name, value in edits:
+        req.headers[name] = value
+    if target is not None:
+        req.path_qs = target
+    try:
+        assert req.verify_with(verifier_for(BANK_A)) == "bank-a"
+    except AuthError as exc:
+        assert exc.status == 401
+
+
+@settings(max_examples=300, deadline=None)
+@given(signed_requests(), _HEADER_NAMES, st.data())
+def test_spliced_signature_headers_are_accepted_or_refused_cleanly(
+    req: Request, name: str, data: st.DataObject
+) -> None:
+    """Near-valid headers (a valid value with a few characters cut or inserted)."""
+    value = req.headers.get(name, "")
+    at = data.draw(st.integers(0, len(value)))
+    cut = data.draw(st.integers(0, 4))
+    insert = data.draw(st.text(st.sampled_from('();=:",*a1 -@\\'), max_size=4))
+    req.headers[name] = value[:at] + insert + value[at + cut :]
+    try:
+        assert req.verify_with(verifier_for(BANK_A)) == "bank-a"
+    except AuthError as exc:
+        assert exc.status == 401
