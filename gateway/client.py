@@ -21,9 +21,8 @@ from yarl import URL
 
 from gateway.auth import sign_request
 
-MESSAGES_PATH = "/v1/messages/{scheme}"
-_MESSAGE_CONTENT_TYPES = {"hk-fps": "application/xml", "mo-fps": "application/xml"}
-_DEFAULT_MESSAGE_CONTENT_TYPE = "text/plain; charset=utf-8"  # CNAPS2 wire format: header + XML
+MESSAGES_PATH = "/v1/schemes/{scheme}/messages"
+MESSAGE_CONTENT_TYPE = "application/xml"  # every scheme's messages, CNAPS2 envelope included
 
 
 class ResponseTooLarge(aiohttp.ClientError):
@@ -136,7 +135,7 @@ class BaygateClient:
         self, scheme: str, body: bytes, content_type: str | None = None
     ) -> Reply:
         """Submit a scheme message (pacs.008, ibps.101, ...) as raw bytes: (status, headers, bytes)."""
-        ctype = content_type or _MESSAGE_CONTENT_TYPES.get(scheme, _DEFAULT_MESSAGE_CONTENT_TYPE)
+        ctype = content_type or MESSAGE_CONTENT_TYPE
         path = MESSAGES_PATH.format(scheme=scheme)
         return await self.request("POST", path, body, {"Content-Type": ctype})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -62,7 +63,7 @@ def make_app(verifier: Verifier) -> web.Application:
         return web.Response(body=b"x" * 100_000, content_type="application/octet-stream")
 
     app = web.Application(middlewares=[authenticate])
-    app.router.add_post("/v1/messages/{scheme}", message)
+    app.router.add_post("/v1/schemes/{scheme}/messages", message)
     app.router.add_post("/v1/transfers", transfers)
     app.router.add_get("/v1/whoami", whoami)
     app.router.add_get("/v1/big", big)
@@ -102,11 +103,16 @@ async def test_the_client_is_accepted_as_its_participant(server: TestServer) -> 
         assert who.status == 200
         assert who.body == {"participant": "bank-b", "query": {"proxy": "+852-91234567", "x": "1"}}
 
-        msg = await a.post_message("hk-fps", b"<Document>\xe4\xb8\xad</Document>")
+        payload = b"{H:01...}\r\n<Document>\xe4\xb8\xad</Document>"
+        msg = await a.post_message("cn-ibps", payload)
         assert msg.status == 200
-        assert msg.body  # raw bytes
-        assert b'"participant": "bank-a"' in msg.body and b'"scheme": "hk-fps"' in msg.body
-        assert b'"content_type": "application/xml"' in msg.body
+        assert isinstance(msg.body, bytes)
+        assert json.loads(msg.body) == {
+            "participant": "bank-a",
+            "scheme": "cn-ibps",
+            "size_bytes": len(payload),
+            "content_type": "application/xml",
+        }
 
 
 async def test_an_unsigned_request_gets_a_problem_document(server: TestServer) -> None:
