@@ -1,0 +1,199 @@
+"""Acceptance: turn decoded, routed transactions into recorded, reserved transfers.
+
+One database transaction per batch of concurrent submissions (see
+docs/decisions/0002-batched-reservations.md):
+
+1. insert every candidate into `transfers` (ON CONFLICT DO NOTHING on (sender, end-to-end id));
+   a conflict is a replay (same payload hash: the stored outcome is returned, nothing is
+   reserved again) or a duplicate (different hash: RJCT DUPL, nothing stored);
+2. reserve the new, routable ones through the clearing store, inside the same transaction;
+3. record each outcome (state, status history) and an outbox row per reserved transfer;
+4. commit once, then answer every caller.
+
+Nothing is acknowledged before the commit, so an acknowledged transfer survives a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from clearing.model import Transfer, TransferState, TxStatus
+from clearing.reasons import Reason, Rejection
+from gateway import transfer_json
+
+CANDIDATES_PER_BATCH_MAX = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    transfer: Transfer  # id assigned; destination scheme / creditor amount set when routed
+    sender_id: str
+    receiver_id: str | None
+    payload_sha256: str
+    rejection: Rejection | None  # decided before the database (routing, corridor pre-checks)
+    reserve: Any | None  # the clearing store's ReserveRequest, None when rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    transfer_id: str | None
+    end_to_end_id: str
+    tx_id: str | None
+    status: TxStatus
+    reason: Reason | None = None
+    message: str | None = None
+    replay: bool = False
+
+
+_INSERT = """
+INSERT INTO transfers (id, sender_id, receiver_id, source_scheme, destination_scheme, msg_id,
+    end_to_end_id, payload_sha256, state, tx_status, reason, reason_message, amount_minor, currency,
+    creditor_amount_minor, creditor_currency, quote_id, transfer, created_at, updated_at, expires_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+    $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[],
+    $14::text[], $15::bigint[], $16::text[], $17::text[], $18::jsonb[], $19::timestamptz[],
+    $19::timestamptz[], $20::timestamptz[])
+ON CONFLICT (sender_id, end_to_end_id) DO NOTHING
+RETURNING id
+"""
+
+_EXISTING = """
+SELECT t.id, t.sender_id, t.end_to_end_id, t.payload_sha256, t.tx_status, t.reason, t.reason_message
+FROM transfers t JOIN unnest($1::text[], $2::text[]) AS k(sender_id, e2e)
+  ON t.sender_id = k.sender_id AND t.end_to_end_id = k.e2e
+"""
+
+_UPDATE = """
+UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
+    reason_message = u.msg, updated_at = $6
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, state, tx_status, reason, msg)
+WHERE t.id = u.id
+"""
+
+_EVENTS = """
+INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
+SELECT id, $5, state, tx_status, reason, detail
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS e(id, state, tx_status, reason, detail)
+"""
+
+_OUTBOX = """
+INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
+SELECT id, $2, $3, $3 FROM unnest($1::text[]) AS o(id)
+ON CONFLICT (transfer_id, kind) DO NOTHING
+"""
+
+
+def _row(c: Candidate, now: datetime, expires_at: datetime) -> tuple[Any, ...]:
+    t = c.transfer
+    rej = c.rejection
+    return (
+        t.id, c.sender_id, c.receiver_id, t.source_scheme, t.destination_scheme, t.msg_id,
+        t.end_to_end_id, c.payload_sha256,
+        TransferState.REJECTED if rej else TransferState.RECEIVED,
+        TxStatus.RJCT if rej else TxStatus.ACCP,
+        str(rej.code) if rej else None, rej.message if rej else None,
+        t.amount.minor, t.amount.currency,
+        t.creditor_amount.minor if t.creditor_amount else None,
+        t.creditor_amount.currency if t.creditor_amount else None,
+        t.quote_id, transfer_json.dumps(t), now, None if rej else expires_at,
+    )
+
+
+async def accept_batch(
+    conn: asyncpg.Connection,
+    candidates: Sequence[Candidate],
+    clearing: Any,
+    now: datetime,
+    transfer_timeout_s: float,
+) -> list[Outcome]:
+    """Record, deduplicate and reserve a batch in the caller's transaction; one outcome each."""
+    assert len(candidates) <= CANDIDATES_PER_BATCH_MAX
+    expires_at = now + timedelta(seconds=transfer_timeout_s)
+    # Within one batch, the first copy of a (sender, e2e) wins; later copies are judged
+    # against it like any other existing row.
+    first: dict[tuple[str, str], Candidate] = {}
+    for c in candidates:
+        first.setdefault((c.sender_id, c.transfer.end_to_end_id), c)
+    fresh = list(first.values())
+    rows = [_row(c, now, expires_at) for c in fresh]
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 20
+    inserted_ids = {r["id"] for r in await conn.fetch(_INSERT, *[list(col) for col in cols])}
+    # Everything not inserted is a replay or a duplicate of a stored row.
+    others = [c for c in candidates if c.transfer.id not in inserted_ids]
+    existing: dict[tuple[str, str], asyncpg.Record] = {}
+    if others:
+        recs = await conn.fetch(
+            _EXISTING, [c.sender_id for c in others], [c.transfer.end_to_end_id for c in others]
+        )
+        existing = {(r["sender_id"], r["end_to_end_id"]): r for r in recs}
+
+    to_reserve = [c for c in fresh if c.transfer.id in inserted_ids and c.rejection is None]
+    decisions = await clearing.reserve_batch(conn, [c.reserve for c in to_reserve]) if to_reserve else []
+    decided: dict[str, Rejection | None] = {
+        d.transfer_id: (None if d.ok else d.rejection) for d in decisions
+    }
+    await _record(conn, fresh, inserted_ids, decided, now)
+
+    out: list[Outcome] = []
+    for c in candidates:
+        t = c.transfer
+        if t.id in inserted_ids:
+            rej = c.rejection if c.rejection is not None else decided.get(t.id)
+            if rej is None:
+                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.ACSP))
+            else:
+                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.RJCT, rej.code, rej.message))
+            continue
+        rec = existing.get((c.sender_id, t.end_to_end_id))
+        if rec is not None and rec["payload_sha256"] == c.payload_sha256:
+            status = TxStatus(rec["tx_status"])
+            reason = Reason(rec["reason"]) if rec["reason"] else None
+            out.append(Outcome(rec["id"], t.end_to_end_id, t.tx_id, status, reason, rec["reason_message"], replay=True))
+        else:
+            out.append(
+                Outcome(None, t.end_to_end_id, t.tx_id, TxStatus.RJCT, Reason.DUPL,
+                        f"end-to-end id {t.end_to_end_id} was already used for a different payment")
+            )
+    return out
+
+
+async def _record(
+    conn: asyncpg.Connection,
+    fresh: Sequence[Candidate],
+    inserted_ids: set[str],
+    decided: dict[str, Rejection | None],
+    now: datetime,
+) -> None:
+    ids, states, statuses, reasons, msgs, details = [], [], [], [], [], []
+    reserved: list[str] = []
+    for c in fresh:
+        tid = c.transfer.id
+        if tid not in inserted_ids:
+            continue
+        rej = c.rejection if c.rejection is not None else decided.get(tid)
+        ids.append(tid)
+        if rej is None:
+            states.append(TransferState.RESERVED)
+            statuses.append(TxStatus.ACSP)
+            reasons.append(None)
+            msgs.append(None)
+            details.append("reserved; queued for delivery")
+            reserved.append(tid)
+        else:
+            states.append(TransferState.REJECTED)
+            statuses.append(TxStatus.RJCT)
+            reasons.append(str(rej.code))
+            msgs.append(rej.message)
+            details.append(json.dumps({"path": rej.path})[:200])
+    if not ids:
+        return
+    await conn.execute(_UPDATE, ids, states, statuses, reasons, msgs, now)
+    await conn.execute(_EVENTS, ids, states, statuses, reasons, now, details)
+    if reserved:
+        await conn.execute(_OUTBOX, reserved, "deliver", now)

@@ -1,0 +1,314 @@
+"""Delivery worker: the transactional outbox, drained to receiving providers and senders.
+
+Theory of operation
+-------------------
+Acceptance writes one `deliver` outbox row per reserved transfer in the same transaction that
+records it. This worker claims due rows with a lease (`next_attempt_at` pushed past the
+attempt's timeout, `FOR UPDATE SKIP LOCKED`), so a crash mid-attempt only delays a retry:
+
+- deliver: encode the transfer in the receiver's scheme, POST it signed by the gateway to
+  `{endpoint_url}/transfers`, read the receiver's status reply. Accept -> commit; reject ->
+  abort with the receiver's reason; no usable answer -> retry with exponential backoff and
+  jitter, until the transfer's own expiry, when the expiry sweep aborts it with AB05.
+- callback: when a transfer ends (committed, aborted, expired), a `callback` row tells the
+  sender, in its own scheme, at `{endpoint_url}/status`; bounded attempts, then the sender
+  can still GET /v1/transfers/{id}.
+
+Commit, abort and expiry are exactly-once in the clearing store; the gateway's own record
+follows the store's final state, so a redelivery after a crash converges on the same answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from adapters.base import AdapterError, StatusReport, TranslationError
+from adapters.registry import get_adapter
+from clearing.model import TransferState, TxStatus
+from clearing.reasons import Reason
+from gateway import metrics, transfer_json
+from gateway.auth import sign_request
+from gateway.logging import get_logger
+
+GATEWAY_KEY_ID = "baygate"
+_log = get_logger("baygate.delivery")
+
+_CLAIM = """
+UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = $2
+FROM (SELECT id FROM outbox WHERE done_at IS NULL AND next_attempt_at <= $1
+      ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+WHERE o.id = due.id
+RETURNING o.id, o.transfer_id, o.kind, o.attempts
+"""
+
+_FINISH = """
+UPDATE transfers SET state = $2, tx_status = $3, reason = $4, reason_message = $5, updated_at = $6
+WHERE id = $1 AND state NOT IN ('COMMITTED', 'ABORTED', 'EXPIRED', 'REJECTED')
+RETURNING sender_id, source_scheme, destination_scheme, created_at
+"""
+
+
+@dataclass
+class DeliveryConfig:
+    attempt_timeout_s: float = 5.0
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 10.0
+    callback_attempts_max: int = 8
+    in_flight_max: int = 256
+    claim_batch_max: int = 200
+    poll_interval_s: float = 0.2
+    response_bytes_max: int = 1024 * 1024
+    expiry_sweep_interval_s: float = 0.5
+    expiry_batch_max: int = 1000
+
+
+@dataclass
+class DeliveryWorker:
+    pool: asyncpg.Pool
+    clearing: Any
+    directory: Any
+    clock: Callable[[], datetime]
+    gateway_key: Ed25519PrivateKey
+    config: DeliveryConfig = field(default_factory=DeliveryConfig)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
+    _session: aiohttp.ClientSession | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        conn = aiohttp.TCPConnector(limit=self.config.in_flight_max, limit_per_host=self.config.in_flight_max)
+        self._session = aiohttp.ClientSession(connector=conn, auto_decompress=False)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="delivery-claim"),
+            asyncio.create_task(self._expiry_loop(), name="delivery-expiry"),
+        ]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in list(self._in_flight):
+            t.cancel()
+        for t in [*self._tasks, *self._in_flight]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self._session is not None:
+            await self._session.close()
+
+    # --- loops ---------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            try:
+                claimed = await self._claim()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                _log.warning("outbox_claim_failed", error=type(exc).__name__)
+                claimed = []
+            for row in claimed:
+                task = asyncio.create_task(self._attempt(row))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+            if len(claimed) < self.config.claim_batch_max:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+
+    async def _claim(self) -> list[asyncpg.Record]:
+        room = self.config.in_flight_max - len(self._in_flight)
+        if room <= 0:
+            return []
+        now = self.clock()
+        lease = now + timedelta(seconds=self.config.attempt_timeout_s * 2 + 1)
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_CLAIM, now, lease, min(room, self.config.claim_batch_max))
+        return list(rows)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.expiry_sweep_interval_s)
+            try:
+                expired = await self.clearing.expire_due(self.clock(), self.config.expiry_batch_max)
+                for tid in expired:
+                    await self._finish(tid, TransferState.EXPIRED, Reason.AB05,
+                                       "the receiving provider did not accept in time")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                _log.warning("expiry_sweep_failed", error=type(exc).__name__)
+
+    async def _attempt(self, row: asyncpg.Record) -> None:
+        try:
+            if row["kind"] == "deliver":
+                await self._deliver(row)
+            else:
+                await self._callback(row)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # The lease expires and the row is claimed again.
+            _log.warning("outbox_attempt_failed", kind=row["kind"], error=type(exc).__name__)
+
+    # --- deliver -------------------------------------------------------------------------
+
+    async def _deliver(self, row: asyncpg.Record) -> None:
+        tid = row["transfer_id"]
+        async with self.pool.acquire() as conn:
+            rec = await conn.fetchrow(
+                "SELECT transfer, receiver_id, state, expires_at FROM transfers WHERE id = $1", tid
+            )
+        if rec is None or rec["state"] != TransferState.RESERVED:
+            await self._done("deliver", row["id"])
+            return
+        receiver = self.directory.by_id.get(rec["receiver_id"])
+        transfer = transfer_json.from_dict(json.loads(rec["transfer"]))
+        adapter = get_adapter(receiver.scheme)
+        now = self.clock()
+        try:
+            body = adapter.encode_transfer(transfer, msg_id=_msg_id(tid), created_at=now)
+        except TranslationError as exc:
+            rej = exc.rejections[0]
+            await self._abort(tid, rej.code, f"cannot be carried to {receiver.scheme}: {rej.message}")
+            await self._done("deliver", row["id"])
+            return
+        started = time.perf_counter()
+        reply = await self._post(f"{receiver.endpoint_url}/transfers", body, adapter.media_type)
+        metrics.record_delivery_attempt(receiver.id, retry=row["attempts"] > 1, ok=reply is not None)
+        report = _find_report(adapter, reply, transfer) if reply is not None else None
+        if report is None:
+            await self._retry(row, rec["expires_at"], "no usable answer")
+            return
+        metrics.observe_stage("deliver", time.perf_counter() - started)
+        if report.status in (TxStatus.ACSP, TxStatus.ACCP, TxStatus.ACSC):
+            await self._commit(tid)
+        elif report.status == TxStatus.RJCT:
+            await self._abort(tid, report.reason or Reason.NARR, report.message or "rejected by the receiving provider")
+        else:  # PDNG from a receiver: ask again later
+            await self._retry(row, rec["expires_at"], f"receiver answered {report.status}")
+            return
+        await self._done("deliver", row["id"])
+
+    async def _post(self, url: str, body: bytes, media_type: str) -> bytes | None:
+        assert self._session is not None
+        headers = sign_request("POST", url, {"Content-Type": media_type}, body, GATEWAY_KEY_ID, self.gateway_key)
+        try:
+            async with asyncio.timeout(self.config.attempt_timeout_s):
+                async with self._session.post(url, data=body, headers=headers) as resp:
+                    if resp.status != 200:
+                        return None
+                    data = await resp.content.read(self.config.response_bytes_max + 1)
+                    return data if len(data) <= self.config.response_bytes_max else None
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return None
+
+    async def _retry(self, row: asyncpg.Record, expires_at: datetime | None, error: str) -> None:
+        delay = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (row["attempts"] - 1))
+        delay = random.uniform(delay / 2, delay)  # full jitter, halved floor
+        when = self.clock() + timedelta(seconds=delay)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND done_at IS NULL",
+                row["id"], when, error[:200],
+            )
+
+    async def _done(self, kind: str, outbox_id: int, conn: Any = None) -> None:
+        sql = "UPDATE outbox SET done_at = $2 WHERE id = $1"
+        if conn is not None:
+            await conn.execute(sql, outbox_id, self.clock())
+            return
+        async with self.pool.acquire() as c:
+            await c.execute(sql, outbox_id, self.clock())
+
+    async def _commit(self, tid: str) -> None:
+        outcome = await self.clearing.commit(tid)
+        await self._follow(tid, outcome)
+
+    async def _abort(self, tid: str, reason: Reason | str, message: str) -> None:
+        outcome = await self.clearing.abort(tid, str(reason))
+        await self._follow(tid, outcome, reason, message)
+
+    async def _follow(self, tid: str, outcome: Any, reason: Any = None, message: str | None = None) -> None:
+        """Make the gateway record follow the store's final state (idempotent)."""
+        state = outcome.state
+        if state == TransferState.COMMITTED:
+            await self._finish(tid, TransferState.COMMITTED, None, None)
+        elif state == TransferState.ABORTED:
+            await self._finish(tid, TransferState.ABORTED, Reason(outcome.reason or reason or "NARR"),
+                               message or "aborted")
+        elif state == TransferState.EXPIRED:
+            await self._finish(tid, TransferState.EXPIRED, Reason.AB05,
+                               "the receiving provider did not accept in time")
+
+    async def _finish(self, tid: str, state: TransferState, reason: Reason | None, message: str | None) -> None:
+        status = TxStatus.ACSC if state == TransferState.COMMITTED else TxStatus.RJCT
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            rec = await conn.fetchrow(_FINISH, tid, state, status, reason and str(reason), message, now)
+            if rec is None:
+                return  # already final
+            await conn.execute(
+                "INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)",
+                tid, now, state, status, reason and str(reason), message,
+            )
+            await conn.execute(
+                """INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at) VALUES ($1, 'callback', $2, $2)
+                   ON CONFLICT (transfer_id, kind) DO NOTHING""",
+                tid, now,
+            )
+        metrics.record_transfer(rec["source_scheme"], rec["destination_scheme"], str(status))
+        if reason is not None:
+            metrics.record_rejection(str(reason), rec["source_scheme"])
+        metrics.observe_e2e(rec["source_scheme"], rec["destination_scheme"],
+                            max(0.0, (now - rec["created_at"]).total_seconds()))
+        self.wake()
+
+    # --- callback ------------------------------------------------------------------------
+
+    async def _callback(self, row: asyncpg.Record) -> None:
+        tid = row["transfer_id"]
+        async with self.pool.acquire() as conn:
+            rec = await conn.fetchrow(
+                "SELECT sender_id, msg_id, end_to_end_id, transfer, tx_status, reason, reason_message FROM transfers WHERE id = $1",
+                tid,
+            )
+        sender = self.directory.by_id.get(rec["sender_id"]) if rec else None
+        if rec is None or sender is None or not sender.endpoint_url:
+            await self._done("callback", row["id"])
+            return
+        adapter = get_adapter(sender.scheme)
+        t = json.loads(rec["transfer"])
+        report = StatusReport(rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
+                              Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], tid)
+        now = self.clock()
+        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "BGS"), created_at=now,
+                                            original_msg_id=rec["msg_id"])
+        ok = await self._post(f"{sender.endpoint_url}/status", body, adapter.media_type) is not None
+        if ok or row["attempts"] >= self.config.callback_attempts_max:
+            await self._done("callback", row["id"])
+        else:
+            await self._retry(row, None, "callback not acknowledged")
+
+
+def _msg_id(tid: str, prefix: str = "BG") -> str:
+    """Stable per transfer, so a redelivery carries the same message id."""
+    return f"{prefix}{tid.replace('-', '')}"[:35]
+
+
+def _find_report(adapter: Any, reply: bytes, transfer: Any) -> StatusReport | None:
+    try:
+        reports = adapter.decode_status_reply(reply)
+    except AdapterError:
+        return None
+    for r in reports:
+        if r.original_end_to_end_id in (None, transfer.end_to_end_id):
+            return r
+    return None

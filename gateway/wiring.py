@@ -1,0 +1,108 @@
+"""Wires the running gateway: directory, clearing store, acceptance loop, delivery, metrics.
+
+Used as an aiohttp cleanup context after the database context: everything started here is
+stopped, in reverse order, before the pool closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway import api, metrics
+from gateway.app import POOL, SETTINGS
+from gateway.auth import DirectoryKeyResolver, Verifier
+from gateway.clearing_store import ClearingStore
+from gateway.delivery import DeliveryWorker
+from gateway.logging import get_logger
+from gateway.routing import Directory
+from gateway.service import AcceptLoop, Gateway, utc_now
+from gateway.signing_keys import load_or_create_signing_key
+
+DELIVERY = web.AppKey("delivery", DeliveryWorker)
+COLLECT_INTERVAL_S = 5.0
+_log = get_logger("baygate.wiring")
+
+
+def operator_token(settings_token: str | None, data_dir: Path) -> str:
+    """The operator bearer token: from BAYGATE_OPERATOR_TOKEN, else a file under the data dir."""
+    if settings_token:
+        return settings_token
+    path = data_dir / "keys" / "operator-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    return path.read_text().strip()
+
+
+async def _collect(app: web.Application) -> None:
+    """Refresh gauge snapshots (positions, outbox, pool) every COLLECT_INTERVAL_S."""
+    pool = app[POOL]
+    gw = app[api.GATEWAY]
+    while True:
+        try:
+            views = await gw.clearing.positions(None)
+            async with pool.acquire() as conn:
+                ob = await conn.fetchrow(
+                    """SELECT count(*) AS depth,
+                              COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0) AS age
+                       FROM outbox WHERE done_at IS NULL"""
+                )
+            metrics.set_snapshot(metrics.Snapshot(
+                positions=tuple(
+                    metrics.PositionRow(v.participant_id, v.currency, v.net, v.reserved,
+                                        v.net_debit_cap, v.liquidity_cover)
+                    for v in views
+                ),
+                outbox=metrics.OutboxRow(int(ob["depth"]), float(ob["age"])),
+                db_pool=metrics.DbPoolRow(pool.get_size(), pool.get_size() - pool.get_idle_size(),
+                                          pool.get_max_size()),
+            ))
+            metrics.set_db_ready(True)
+        except Exception as exc:  # the collector must never stop; readiness shows the cause
+            metrics.set_db_ready(False)
+            _log.warning("collect_failed", error=type(exc).__name__)
+        await asyncio.sleep(COLLECT_INTERVAL_S)
+
+
+async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = app[POOL]
+    key = load_or_create_signing_key(settings.data_dir)
+    directory = Directory()
+    await directory.refresh(pool)
+    store = ClearingStore(pool, clock=utc_now, transfer_timeout_s=settings.transfer_timeout_s)
+    accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s)
+    gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
+                 transfer_timeout_s=settings.transfer_timeout_s, accept=accept)
+    delivery = DeliveryWorker(pool, store, directory, utc_now, key)
+    accept.on_accepted = lambda _outcomes: delivery.wake()
+
+    def lookup(pid: str) -> str | None:
+        p = directory.by_id.get(pid)
+        return p.public_key_ed25519 if p is not None else None
+
+    app[api.GATEWAY] = gw
+    app[api.VERIFIER] = Verifier(DirectoryKeyResolver(lookup), clock=time.time,
+                                 max_age_s=settings.signature_max_age_s)
+    app[api.OPERATOR_TOKEN] = operator_token(settings.operator_token, settings.data_dir)
+    app[DELIVERY] = delivery
+    metrics.preinitialise(directory.by_id)
+    accept.start()
+    delivery.start()
+    collector = asyncio.create_task(_collect(app), name="metrics-collector")
+    try:
+        yield
+    finally:
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+        await delivery.stop()
+        await accept.stop()
