@@ -1,0 +1,227 @@
+"""Native messages as providers would send them, built from canonical transfers.
+
+`build_message` makes one valid scheme message (pacs.008 for hk-fps / mo-fps, ibps.101 for
+cn-ibps) through the sender's adapter, so what is sent is exactly what the adapters read.
+Payees are addressed by proxy (mobile, e-mail, FPS ID) or by account number plus creditor
+agent; payers carry the identity document their corridor rules look at (HKID, Mainland
+resident ID or USCC, Macau BIR). Every draw comes from the caller's RNG.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters.identifiers import account_error, proxy_error
+from adapters.registry import get_adapter
+from clearing.model import Account, Agent, Party, Proxy, ProxyType, Transfer
+from clearing.money import Money
+from gateway import sim_people as people
+from gateway.auth import load_private_key
+from gateway.directory import SCHEME_CLEARING_SYSTEMS
+from gateway.sim_state import UNKNOWN_ACCOUNT_PREFIX
+
+ID_LENGTH_MAX = 35
+# Share of each currency a sender of the scheme pays in (home currency first).
+CURRENCY_WEIGHTS: dict[str, tuple[tuple[str, float], ...]] = {
+    "hk-fps": (("HKD", 0.8), ("CNY", 0.2)),
+    "cn-ibps": (("CNY", 1.0),),
+    "mo-fps": (("MOP", 0.7), ("HKD", 0.3)),
+}
+# Everyday amounts in major units: (low, high, weight). Kept well under corridor limits.
+AMOUNT_BUCKETS = ((20, 500, 0.6), (500, 3_000, 0.3), (3_000, 8_000, 0.1))
+FILE_BYTES_MAX = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A sending provider: what a message needs to name it."""
+
+    id: str
+    scheme: str
+    clearing_code: str
+    name: str = ""
+
+    @property
+    def agent(self) -> Agent:
+        return Agent(SCHEME_CLEARING_SYSTEMS[self.scheme], self.clearing_code, self.name or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Payee:
+    """A payee at a provider, addressed by proxy (agent left to the directory) or by account."""
+
+    participant_id: str
+    scheme: str
+    agent: Agent
+    name: str
+    account: str | None = None
+    proxy: Proxy | None = None
+
+    @property
+    def creditor_account(self) -> Account:
+        return Account(number=self.account, proxy=self.proxy)
+
+    @property
+    def creditor_agent(self) -> Agent | None:
+        return None if self.proxy is not None else self.agent
+
+
+def as_sender(p: Any) -> Sender:
+    """A Sender from a directory entry (ParticipantIn, routing.Participant) or a Sender."""
+    if isinstance(p, Sender):
+        return p
+    return Sender(p.id, p.scheme, p.clearing_code, getattr(p, "name", "") or "")
+
+
+def payees_from_directory(
+    directory: Any, rng: random.Random, accounts_per_participant: int = 8
+) -> list[Payee]:
+    """Every registered proxy that passes the adapters' format checks, plus a few accounts
+    addressed by number and creditor agent at every provider."""
+    parts = {p.id: p for p in directory.participants if p.role == "provider"}
+    payees: list[Payee] = []
+    for x in directory.proxies:
+        p = parts.get(x.participant)
+        if p is None or proxy_error(x.type, x.value) is not None:
+            continue
+        payees.append(
+            Payee(p.id, p.scheme, as_sender(p).agent, people.person_name(rng, p.scheme),
+                  proxy=Proxy(ProxyType(x.type), x.value))
+        )  # fmt: skip
+    for p in parts.values():
+        agent = as_sender(p).agent
+        for _ in range(accounts_per_participant):
+            number = people.account_number(rng, p.scheme, p.clearing_code)
+            payees.append(Payee(p.id, p.scheme, agent, people.person_name(rng, p.scheme), number))
+    return payees
+
+
+def unknown_proxy_payee(rng: random.Random, like: Payee) -> Payee:
+    """A well-formed proxy that no directory holds (BE23 at the gateway)."""
+    proxy = people.random_proxy(rng, like.scheme)
+    return Payee(like.participant_id, like.scheme, like.agent, like.name, proxy=proxy)
+
+
+def unknown_account_payee(rng: random.Random, like: Payee) -> Payee:
+    """An account the receiving simulator does not hold (AC01 from the provider)."""
+    number = UNKNOWN_ACCOUNT_PREFIX + "".join(rng.choice("0123456789") for _ in range(9))
+    assert account_error(like.agent.clearing_system, number) is None
+    return Payee(like.participant_id, like.scheme, like.agent, like.name, number)
+
+
+def pick_currency(rng: random.Random, scheme: str) -> str:
+    weights = CURRENCY_WEIGHTS[scheme]
+    return rng.choices([c for c, _ in weights], [w for _, w in weights])[0]
+
+
+def everyday_amount(rng: random.Random, currency: str) -> Money:
+    low, high, _ = rng.choices(AMOUNT_BUCKETS, [w for *_, w in AMOUNT_BUCKETS])[0]
+    minor = rng.randint(low * 100, high * 100)
+    if rng.random() < 0.5:
+        minor -= minor % 100  # round amounts are common
+    return Money(max(minor, 1), currency)
+
+
+def message_id(sender: Sender, tag: str, seq: int) -> str:
+    return f"M{tag}{sender.clearing_code[-3:]}{seq:010d}"[:ID_LENGTH_MAX]
+
+
+def end_to_end_id(sender: Sender, tag: str, seq: int) -> str:
+    return f"E{tag}{sender.clearing_code[-3:]}{seq:010d}"[:ID_LENGTH_MAX]
+
+
+def make_transfer(
+    sender: Sender,
+    payee: Payee,
+    rng: random.Random,
+    *,
+    msg_id: str,
+    e2e: str,
+    created_at: dt.datetime,
+    amount: Money | None = None,
+) -> Transfer:
+    """A credit transfer as the sending provider would instruct it."""
+    currency = amount.currency if amount else pick_currency(rng, sender.scheme)
+    debtor = people.debtor(rng, sender.scheme)
+    return Transfer(
+        msg_id=msg_id,
+        end_to_end_id=e2e,
+        tx_id="T" + e2e[1:],
+        instr_id="I" + e2e[1:],
+        uetr=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        source_scheme=sender.scheme,
+        amount=amount or everyday_amount(rng, currency),
+        debtor=debtor,
+        debtor_account=Account(people.account_number(rng, sender.scheme, sender.clearing_code)),
+        debtor_agent=sender.agent,
+        creditor=Party(payee.name),
+        creditor_account=payee.creditor_account,
+        creditor_agent=payee.creditor_agent,
+        remittance_info=people.remittance(rng),
+        charge_bearer="SLEV",
+        created_at=created_at,
+    )
+
+
+def encode(
+    scheme: str, transfers: Sequence[Transfer], msg_id: str, created_at: dt.datetime
+) -> bytes:
+    """One native message carrying every transfer (the adapter computes NbOfTxs and CtrlSum)."""
+    return get_adapter(scheme).encode_transfers(
+        list(transfers), msg_id=msg_id, created_at=created_at
+    )
+
+
+def build_message(
+    scheme: str,
+    sender: Any,
+    payees: Sequence[Payee],
+    n_tx: int,
+    rng: random.Random,
+    *,
+    tag: str = "",
+    seq: int = 0,
+    created_at: dt.datetime | None = None,
+    currency: str | None = None,
+) -> tuple[bytes, list[str]]:
+    """A valid `scheme` message from `sender` with `n_tx` transfers to payees at other providers.
+
+    Ids are `tag` + the sender's code + `seq` (message) and `seq`.. (transactions): give each
+    run its own tag so that ids never repeat across runs. Returns (bytes, end-to-end ids).
+    """
+    who = as_sender(sender)
+    if who.scheme != scheme:
+        raise ValueError(f"sender {who.id} belongs to {who.scheme}, not {scheme}")
+    if not 1 <= n_tx <= 10_000:
+        raise ValueError("n_tx must lie in [1, 10000]")
+    others = [p for p in payees if p.participant_id != who.id]
+    if not others:
+        raise ValueError(f"no payee outside {who.id}")
+    when = created_at or dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)
+    msg_id = message_id(who, tag, seq)
+    ccy = currency or pick_currency(rng, scheme)
+    transfers = []
+    for i in range(n_tx):
+        payee = rng.choice(others)
+        amount = everyday_amount(rng, ccy)
+        transfers.append(
+            make_transfer(who, payee, rng, msg_id=msg_id, e2e=end_to_end_id(who, tag, seq + i),
+                          created_at=when, amount=amount)
+        )  # fmt: skip
+    return encode(scheme, transfers, msg_id, when), [t.end_to_end_id for t in transfers]
+
+
+def load_keys(folder: Path, ids: Iterable[str]) -> dict[str, Any]:
+    """Private keys `<folder>/<id>.pem` for the given participants (those that exist)."""
+    keys = {}
+    for pid in ids:
+        path = Path(folder) / f"{pid}.pem"
+        if path.exists():
+            keys[pid] = load_private_key(path)
+    return keys

@@ -1,0 +1,468 @@
+"""Traffic generator: a day of provider submissions against a gateway, and `baygate send`.
+
+`run_day` sends native messages (built by gateway.sim_messages through the adapters) as the
+providers in a directory, at a set rate and concurrency, and records every acknowledgement
+(end-to-end id -> ACSP / RJCT + reason). A configurable share of the traffic is made of
+deliberate bad cases, each with the answers it may correctly get:
+
+  unknown_proxy     a well-formed proxy no directory holds           RJCT BE23
+  over_corridor     northbound (HK -> Mainland) above HKD 10,000      RJCT AM02 / RR04
+  over_cap          one transfer above the sender's net debit cap    RJCT AM04 / AM02, PDNG
+  exact_duplicate   the same message sent again                      the first answer again
+  id_reuse          an end-to-end id reused with another amount      RJCT DUPL / AM05
+  unknown_account   an account the receiving simulator lacks         accepted now; the
+                                                                     provider's AC01 reaches
+                                                                     the sender by callback
+
+Messages are planned from a seeded RNG in order, before any answer is known, so the same
+seed sends the same traffic. A resend waits `resend_gap_s` after its original: signatures
+have a one-second `created`, and an identical request signed in the same second would be
+refused as a replay.
+
+`send_file` is the body of `baygate send`: one signed message from a file, the answer back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from adapters.base import AdapterError
+from adapters.registry import get_adapter
+from clearing.money import AMOUNT_MINOR_MAX, Money
+from gateway import sim_messages as sm
+from gateway.auth import load_private_key
+from gateway.client import BaygateClient
+from gateway.sim_messages import build_message, load_keys, payees_from_directory
+
+CASES = ("ok", "unknown_proxy", "over_corridor", "over_cap", "exact_duplicate", "id_reuse",
+         "unknown_account")  # fmt: skip
+DEFAULT_SHARES: dict[str, float] = {
+    "unknown_proxy": 0.02, "over_corridor": 0.01, "over_cap": 0.005,
+    "exact_duplicate": 0.01, "id_reuse": 0.01, "unknown_account": 0.02,
+}  # fmt: skip
+_ACCEPTED = frozenset({"ACSP", "ACCP", "ACSC", "PDNG"})
+EXPECTED: dict[str, frozenset[str]] = {
+    "ok": _ACCEPTED,
+    "unknown_account": _ACCEPTED,
+    "unknown_proxy": frozenset({"RJCT/BE23"}),
+    "over_corridor": frozenset({"RJCT/AM02", "RJCT/RR04"}),
+    "over_cap": frozenset({"RJCT/AM04", "RJCT/AM02", "PDNG"}),
+    "id_reuse": frozenset({"RJCT/DUPL", "RJCT/AM05"}),
+}
+NORTHBOUND_LIMIT = Money(1_000_000, "HKD")  # HKD 10,000 per person per day
+LATENCY_SAMPLES_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class TrafficPlan:
+    senders: tuple[str, ...] = ()  # default: every provider with a key
+    shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
+    tx_per_msg_max: int = 1  # everyday messages carry 1..this many transfers
+    cross_border_only: bool = True  # everyday payees sit in another scheme than the sender
+    seed: int = 0
+    tag: str | None = None  # id prefix, unique per run; default from the start time
+    resend_gap_s: float = 1.1
+    acks_max: int = 2_000_000
+
+    def __post_init__(self) -> None:
+        unknown = set(self.shares) - set(CASES)
+        if unknown:
+            raise ValueError(f"unknown cases {sorted(unknown)}")
+        if any(v < 0 for v in self.shares.values()) or sum(self.shares.values()) > 1:
+            raise ValueError("shares must be non-negative and sum to at most 1")
+        if not 1 <= self.tx_per_msg_max <= 1000:
+            raise ValueError("tx_per_msg_max must lie in [1, 1000]")
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The gateway's answer for one transaction: a status and reason, or what went wrong."""
+
+    case: str
+    http_status: int  # 0 when no answer came
+    status: str  # ACSP, RJCT, ... or NOANSWER, UNPARSABLE, MISSING, HTTP<code>
+    reason: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        return f"{self.status}/{self.reason}" if self.reason else self.status
+
+
+@dataclass
+class _Job:
+    case: str
+    sender: sm.Sender
+    body: bytes
+    e2e_ids: list[str]
+    follow: _Job | None = None  # sent after this one's answer (duplicate, id reuse)
+
+
+@dataclass
+class DaySummary:
+    messages: int = 0
+    transactions: int = 0
+    elapsed_s: float = 0.0
+    http: Counter[int] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    cases: dict[str, Counter[str]] = field(default_factory=dict)
+    unexpected: Counter[str] = field(default_factory=Counter)
+    acks: dict[str, Ack] = field(default_factory=dict)  # first answer per end-to-end id
+    followups: dict[str, Ack] = field(default_factory=dict)  # answer to the resend / reuse
+    e2e_by_case: dict[str, list[str]] = field(default_factory=dict)
+    acks_dropped: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_ms)
+
+        def q(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else 0.0
+
+        return {
+            "messages": self.messages,
+            "transactions": self.transactions,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "messages_per_s": round(self.messages / self.elapsed_s, 1) if self.elapsed_s else 0.0,
+            "http": {str(k): v for k, v in sorted(self.http.items())},
+            "outcomes": dict(self.outcomes.most_common()),
+            "cases": {c: dict(n.most_common()) for c, n in self.cases.items()},
+            "unexpected": dict(self.unexpected),
+            "acks_dropped": self.acks_dropped,
+            "latency_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0)},
+        }
+
+
+class _Planner:
+    """Turns a seeded RNG into the day's messages, in order, before any answer is known."""
+
+    def __init__(self, plan: TrafficPlan, senders: list[sm.Sender], directory: Any) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed)
+        self.senders = senders
+        self.payees = payees_from_directory(directory, self.rng)
+        self.tag = plan.tag or _base36(int(time.time()))
+        self.seq: Counter[str] = Counter()
+        self.caps = _caps(directory)
+        ok_share = 1.0 - sum(plan.shares.values())
+        self.cases = ["ok", *plan.shares]
+        self.weights = [ok_share, *plan.shares.values()]
+
+    def _next_seq(self, s: sm.Sender, n: int = 1) -> int:
+        first = self.seq[s.id]
+        self.seq[s.id] += n
+        return first
+
+    def _payees(self, s: sm.Sender, scheme: str | None = None) -> list[sm.Payee]:
+        pool = [p for p in self.payees if p.participant_id != s.id]
+        if scheme is not None:
+            return [p for p in pool if p.scheme == scheme]
+        if self.plan.cross_border_only:
+            pool = [p for p in pool if p.scheme != s.scheme]
+        return pool
+
+    def _message(self, case: str, s: sm.Sender, pairs: Sequence[tuple[sm.Payee, Money]]) -> _Job:
+        seq = self._next_seq(s, len(pairs) + 1)
+        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        msg_id = sm.message_id(s, self.tag, seq)
+        transfers = [
+            sm.make_transfer(s, payee, self.rng, msg_id=msg_id, created_at=when, amount=amount,
+                             e2e=sm.end_to_end_id(s, self.tag, seq + 1 + i))
+            for i, (payee, amount) in enumerate(pairs)
+        ]  # fmt: skip
+        body = sm.encode(s.scheme, transfers, msg_id, when)
+        return _Job(case, s, body, [t.end_to_end_id for t in transfers])
+
+    def next_job(self) -> _Job:
+        rng = self.rng
+        case = rng.choices(self.cases, self.weights)[0]
+        s = rng.choice(self.senders)
+        if case == "over_corridor":
+            hk = [x for x in self.senders if x.scheme == "hk-fps"]
+            cn = [p for p in self.payees if p.scheme == "cn-ibps"]
+            if hk and cn:
+                s = rng.choice(hk)
+                extra = rng.randint(1, NORTHBOUND_LIMIT.minor)
+                amount = Money(NORTHBOUND_LIMIT.minor + extra, "HKD")
+                return self._message(case, s, [(rng.choice(cn), amount)])
+            case = "ok"
+        pool = self._payees(s)
+        payee = rng.choice(pool)
+        ccy = sm.pick_currency(rng, s.scheme)
+        if case == "unknown_proxy":
+            return self._message(
+                case, s, [(sm.unknown_proxy_payee(rng, payee), sm.everyday_amount(rng, ccy))]
+            )
+        if case == "unknown_account":
+            return self._message(
+                case, s, [(sm.unknown_account_payee(rng, payee), sm.everyday_amount(rng, ccy))]
+            )
+        if case == "over_cap":
+            cap = self.caps.get((s.id, ccy), 10**10)
+            amount = Money(min(cap + rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
+            return self._message(case, s, [(payee, amount)])
+        n = 1 if case != "ok" else rng.randint(1, self.plan.tx_per_msg_max)
+        pairs = [(rng.choice(pool), sm.everyday_amount(rng, ccy)) for _ in range(n)]
+        job = self._message("ok", s, pairs)
+        if case == "exact_duplicate":
+            job.follow = replace(job, case=case, follow=None)
+        elif case == "id_reuse":
+            job.follow = self._reuse(s, job, pairs[0])
+        return job
+
+    def _reuse(self, s: sm.Sender, original: _Job, pair: tuple[sm.Payee, Money]) -> _Job:
+        """Another message (new message id) reusing the first end-to-end id, other amount."""
+        seq = self._next_seq(s)
+        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        msg_id = sm.message_id(s, self.tag, seq)
+        amount = Money(pair[1].minor + 100, pair[1].currency)
+        t = sm.make_transfer(s, pair[0], self.rng, msg_id=msg_id, created_at=when, amount=amount,
+                             e2e=original.e2e_ids[0])  # fmt: skip
+        return _Job("id_reuse", s, sm.encode(s.scheme, [t], msg_id, when), [t.end_to_end_id])
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out or "0"
+
+
+def _caps(directory: Any) -> dict[tuple[str, str], int]:
+    """(participant, currency) -> the larger of net debit cap and liquidity cover, minor units."""
+    caps = {}
+    for p in directory.participants:
+        for lim in getattr(p, "limits", ()):
+            caps[(p.id, lim.currency)] = max(
+                lim.minor("net_debit_cap"), lim.minor("liquidity_cover")
+            )
+    return caps
+
+
+def _read_answer(job: _Job, status: int, body: bytes) -> dict[str, Ack]:
+    """Per end-to-end id, the answer found in the gateway's reply."""
+    if status not in (200, 400):
+        return {e: Ack(job.case, status, f"HTTP{status}") for e in job.e2e_ids}
+    try:
+        reports = get_adapter(job.sender.scheme).decode_status_reply(body)
+    except AdapterError:
+        return {e: Ack(job.case, status, "UNPARSABLE") for e in job.e2e_ids}
+    found: dict[str, Ack] = {}
+    for r in reports:
+        reason = str(r.reason) if r.reason else None
+        ack = Ack(job.case, status, str(r.status), reason)
+        if r.is_group:
+            for e in job.e2e_ids:
+                found.setdefault(e, ack)
+        elif r.original_end_to_end_id in job.e2e_ids:
+            found[r.original_end_to_end_id] = ack
+    return {e: found.get(e, Ack(job.case, status, "MISSING")) for e in job.e2e_ids}
+
+
+class _Recorder:
+    def __init__(self, plan: TrafficPlan, summary: DaySummary) -> None:
+        self.plan, self.summary = plan, summary
+        self.sample_rng = random.Random(plan.seed + 1)
+        self.seen_latencies = 0
+
+    def latency(self, ms: float) -> None:
+        lat, self.seen_latencies = self.summary.latencies_ms, self.seen_latencies + 1
+        if len(lat) < LATENCY_SAMPLES_MAX:
+            lat.append(ms)
+        else:  # reservoir sampling keeps a uniform sample of a long run
+            i = self.sample_rng.randrange(self.seen_latencies)
+            if i < LATENCY_SAMPLES_MAX:
+                lat[i] = ms
+
+    def record(self, job: _Job, http_status: int, acks: Mapping[str, Ack], first: _Job) -> None:
+        s = self.summary
+        s.messages += 1
+        s.transactions += len(acks)
+        s.http[http_status] += 1
+        for e2e, ack in acks.items():
+            s.outcomes[ack.outcome] += 1
+            s.cases.setdefault(job.case, Counter())[ack.outcome] += 1
+            if job.case == "exact_duplicate":
+                original = s.acks.get(e2e)
+                ok = original is not None and original.outcome == ack.outcome
+            else:
+                ok = ack.outcome in EXPECTED[job.case]
+            if not ok:
+                s.unexpected[job.case] += 1
+            if len(s.acks) + len(s.followups) >= self.plan.acks_max:
+                s.acks_dropped += 1
+                continue
+            if job is first:
+                s.acks[e2e] = ack
+                s.e2e_by_case.setdefault(job.case, []).append(e2e)
+            else:
+                s.followups[e2e] = ack
+                s.e2e_by_case.setdefault(job.case, []).append(e2e)
+
+
+async def _send(client: BaygateClient, job: _Job, rec: _Recorder, first: _Job) -> float:
+    """Send one message and record its answers; returns when it was sent (loop time)."""
+    loop = asyncio.get_running_loop()
+    sent_at = loop.time()
+    try:
+        reply = await client.post_message(job.sender.scheme, job.body)
+        status, acks = reply.status, _read_answer(job, reply.status, reply.body)
+    except (aiohttp.ClientError, TimeoutError):
+        status, acks = 0, {e: Ack(job.case, 0, "NOANSWER") for e in job.e2e_ids}
+    rec.latency((loop.time() - sent_at) * 1000)
+    rec.record(job, status, acks, first)
+    return sent_at
+
+
+async def _run_job(
+    job: _Job, client: BaygateClient, slots: asyncio.Semaphore, rec: _Recorder
+) -> None:
+    """Send a job holding one slot (taken by the caller); a follow-up takes a slot again."""
+    try:
+        sent_at = await _send(client, job, rec, job)
+    finally:
+        slots.release()
+    if job.follow is None:
+        return
+    gap = sent_at + rec.plan.resend_gap_s - asyncio.get_running_loop().time()
+    if gap > 0:
+        await asyncio.sleep(gap)
+    async with slots:
+        await _send(client, job.follow, rec, job)
+
+
+async def run_day(
+    base_url: str,
+    directory: Any,
+    keys: Mapping[str, Ed25519PrivateKey],
+    plan: TrafficPlan | None = None,
+    *,
+    rate_per_s: float = 100.0,
+    duration_s: float | None = None,
+    count: int | None = None,
+    concurrency: int = 32,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+    progress_every_s: float = 1.0,
+    timeout_s: float = 10.0,
+) -> DaySummary:
+    """Send planned messages at `rate_per_s` until `count` are planned or `duration_s` passes.
+
+    `directory` is a parsed directory (gateway.directory.DirectoryIn: participants with
+    limits, proxies); `keys` maps participant id -> private key. At most `concurrency`
+    requests are in flight; when they are all busy the schedule slips rather than queueing
+    without bound. Follow-up messages (resends) are extra and counted in `messages`.
+    """
+    plan = plan or TrafficPlan()
+    if duration_s is None and count is None:
+        raise ValueError("give duration_s or count")
+    if rate_per_s <= 0 or concurrency < 1:
+        raise ValueError("rate_per_s and concurrency must be positive")
+    wanted = set(plan.senders) if plan.senders else None
+    senders = [sm.as_sender(p) for p in directory.participants
+               if p.role == "provider" and p.id in keys and (wanted is None or p.id in wanted)]  # fmt: skip
+    if not senders:
+        raise ValueError("no sender with a key")
+    planner, summary = _Planner(plan, senders, directory), DaySummary()
+    rec = _Recorder(plan, summary)
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        clients = {s.id: BaygateClient(base_url, s.id, keys[s.id], session, timeout_s=timeout_s)
+                   for s in senders}  # fmt: skip
+        slots, tasks = asyncio.Semaphore(concurrency), set[asyncio.Task[None]]()
+        start = loop.time()
+        next_progress, i = start + progress_every_s, 0
+        while (count is None or i < count) and (
+            duration_s is None or loop.time() - start < duration_s
+        ):
+            wait = start + i / rate_per_s - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await slots.acquire()
+            job = planner.next_job()
+            task = asyncio.create_task(_run_job(job, clients[job.sender.id], slots, rec))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            i += 1
+            if on_progress is not None and loop.time() >= next_progress:
+                summary.elapsed_s = loop.time() - start
+                on_progress(summary.to_dict())
+                next_progress = loop.time() + progress_every_s
+        if tasks:
+            await asyncio.gather(*tasks)
+        summary.elapsed_s = loop.time() - start
+    return summary
+
+
+# --- baygate send -----------------------------------------------------------------------------
+
+EXIT_OK, EXIT_REJECTED, EXIT_LOCAL, EXIT_REFUSED = 0, 1, 2, 3
+FILE_BYTES_MAX = 8 * 1024 * 1024
+
+
+def _read_inputs(file: Path, key_path: Path) -> tuple[bytes, Ed25519PrivateKey]:
+    if file.stat().st_size > FILE_BYTES_MAX:
+        raise ValueError(f"{file}: larger than {FILE_BYTES_MAX} bytes")
+    return file.read_bytes(), load_private_key(key_path)
+
+
+async def send_file_async(
+    base_url: str,
+    participant_id: str,
+    key_path: Path | str,
+    scheme: str,
+    file: Path | str,
+    *,
+    timeout_s: float = 30.0,
+) -> tuple[int, bytes]:
+    """Send one message file as `participant_id`; return (exit code, the answer's bytes).
+
+    Exit codes: 0 the gateway answered 200 (its native status report, which may still
+    reject transactions); 1 it answered 400 (a native RJCT report: the message is refused);
+    3 any other HTTP status (the body is problem+json); 2 nothing was sent or no answer came
+    (unreadable file or key, transport error): the bytes then say why.
+    """
+    try:
+        body, key = await asyncio.to_thread(_read_inputs, Path(file), Path(key_path))
+    except (OSError, ValueError, TypeError) as exc:
+        return EXIT_LOCAL, f"{exc}\n".encode()
+    try:
+        async with BaygateClient(base_url, participant_id, key, timeout_s=timeout_s) as client:
+            reply = await client.post_message(scheme, body)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return EXIT_LOCAL, f"no answer from {base_url}: {type(exc).__name__} {exc}\n".encode()
+    code = {200: EXIT_OK, 400: EXIT_REJECTED}.get(reply.status, EXIT_REFUSED)
+    return code, reply.body
+
+
+def send_file(
+    base_url: str, participant_id: str, key_path: Path | str, scheme: str, file: Path | str
+) -> tuple[int, bytes]:
+    """`send_file_async` for a command line (runs its own event loop)."""
+    return asyncio.run(send_file_async(base_url, participant_id, key_path, scheme, file))
+
+
+__all__ = [
+    "CASES",
+    "EXPECTED",
+    "Ack",
+    "DaySummary",
+    "TrafficPlan",
+    "build_message",
+    "load_keys",
+    "run_day",
+    "send_file",
+    "send_file_async",
+]
