@@ -553,7 +553,11 @@ def preinitialise(participants: Iterable[str] = ()) -> None:
 
 
 def render_latest(accept: str | None = None) -> tuple[bytes, str]:
-    """The exposition body and its content type (OpenMetrics when the scraper asks for it)."""
+    """The exposition body and its content type (OpenMetrics when the scraper asks for it).
+
+    Costs about 4 us per exported sample (13 ms for 200 participants, bench_metrics); it is
+    thread-safe, so a handler can run it in `asyncio.to_thread` to keep the loop free.
+    """
     if accept:
         encoder, content_type = choose_encoder(accept)
         return encoder(REGISTRY), content_type
