@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from typing import TypeVar
 
 from aiohttp import web
 from prometheus_client import (
@@ -439,6 +440,26 @@ _SCALARS = (
 )  # fmt: skip
 
 
+_Row = TypeVar("_Row")
+
+
+def _distinct(
+    labelled: Iterable[tuple[tuple[str, ...], _Row]],
+) -> list[tuple[tuple[str, ...], _Row]]:
+    """First row per label set; rows whose labels fold to `other` are left out.
+
+    Two samples with the same labels would make Prometheus refuse the whole scrape, and
+    an `other` position or queue value means nothing on its own.
+    """
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for labels, row in labelled:
+        if OTHER not in labels and labels not in seen:
+            seen.add(labels)
+            out.append((labels, row))
+    return out
+
+
 class _SnapshotCollector(Collector):
     """Renders the latest `Snapshot` at scrape time."""
 
@@ -465,10 +486,12 @@ class _SnapshotCollector(Collector):
         self, parts: Mapping[str, object], taken_at_s: float | None
     ) -> Iterator[GaugeMetricFamily]:
         positions: tuple[PositionRow, ...] = parts.get("positions", ())  # type: ignore[assignment]
+        rows = _distinct(
+            ((_participant(r.participant), _currency(r.currency)), r) for r in positions
+        )
         for name, doc, attr in _POSITION_GAUGES:
             fam = GaugeMetricFamily(name, doc, labels=("participant", "currency"))
-            for row in positions:
-                labels = (_participant(row.participant), _currency(row.currency))
+            for labels, row in rows:
                 fam.add_metric(labels, float(getattr(row, attr)))
             yield fam
         for name, doc, part, attr in _SCALARS:
@@ -509,9 +532,9 @@ class _SnapshotCollector(Collector):
             "Value waiting in the LSM queue, minor units.",
             labels=("currency",),
         )
-        for row in rows:
-            depth.add_metric((_currency(row.currency),), float(row.depth))
-            value.add_metric((_currency(row.currency),), float(row.value_minor))
+        for labels, row in _distinct(((_currency(r.currency),), r) for r in rows):
+            depth.add_metric(labels, float(row.depth))
+            value.add_metric(labels, float(row.value_minor))
         yield depth
         yield value
 

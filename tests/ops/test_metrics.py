@@ -175,6 +175,45 @@ def test_snapshot_replaces_positions_and_keeps_parts_not_given():
     assert got[("baygate_snapshot_timestamp_seconds", frozenset())] == 1001.0
 
 
+position_rows = st.builds(
+    metrics.PositionRow,
+    participant=st.sampled_from(["dup-a", "dup-b", "dup-c", "Not An Id", ""]),
+    currency=st.sampled_from(["HKD", "CNY", "XXX"]),
+    position_minor=st.integers(-(10**9), 10**9),
+    reserved_minor=st.integers(0, 10**9),
+    net_debit_cap_minor=st.integers(0, 10**9),
+    liquidity_cover_minor=st.integers(0, 10**9),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(position_rows, max_size=12))
+def test_snapshot_never_exports_a_series_twice(rows):
+    """Prometheus refuses a whole scrape with a duplicate series; junk rows are left out."""
+    metrics.set_snapshot(metrics.Snapshot(positions=tuple(rows)))
+    body = metrics.render_latest()[0].decode()
+    keys = [
+        (s.name, tuple(sorted(s.labels.items())))
+        for f in text_string_to_metric_families(body)
+        for s in f.samples
+    ]
+    assert len(keys) == len(set(keys))
+    first: dict[tuple[str, str], metrics.PositionRow] = {}
+    for r in rows:
+        if r.participant.startswith("dup-") and r.currency != "XXX":
+            first.setdefault((r.participant, r.currency), r)
+    exported = {
+        (dict(k)["participant"], dict(k)["currency"])
+        for name, k in keys
+        if name == "baygate_position_minor"
+    }
+    assert exported == set(first)
+    got = exposed_samples()
+    for (p, c), r in first.items():
+        labels = frozenset({("participant", p), ("currency", c)})
+        assert got[("baygate_position_minor", labels)] == r.position_minor
+
+
 def test_settlement_states_are_all_exported_even_when_zero():
     metrics.set_snapshot(
         metrics.Snapshot(settlements=metrics.SettlementRow({"SETTLING": 2}, overdue=1))
