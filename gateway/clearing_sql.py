@@ -1,0 +1,182 @@
+"""SQL of the clearing store (gateway/clearing_store.py), kept apart so the logic reads on a screen.
+
+Lock order, the same in every transaction so that none can deadlock another:
+clearing_window_current -> clearing_transfers (by id) -> clearing_positions (by participant,
+currency) -> clearing_window_totals -> clearing_corridor_usage (by key). Operator actions
+(close, confirm, abort) also take one transaction-level advisory lock first.
+"""
+
+from __future__ import annotations
+
+OPS_LOCK_KEY = 0x42474331  # "BGC1": serializes window closes and settlement changes
+
+PARTICIPANTS = "SELECT id, status, role FROM participants WHERE id = ANY($1::text[])"
+
+# Creates missing position rows and locks every row in (participant, currency) order, returning
+# the values after any wait, joined with the caps (read, not locked: operators never block).
+LOCK_POSITIONS = """
+WITH locked AS (
+    INSERT INTO clearing_positions AS p (participant_id, currency)
+    SELECT k.participant_id, k.currency
+      FROM unnest($1::text[], $2::text[]) AS k(participant_id, currency)
+     ORDER BY k.participant_id, k.currency
+    ON CONFLICT (participant_id, currency) DO UPDATE SET net = p.net
+    RETURNING p.participant_id, p.currency, p.net, p.reserved
+)
+SELECT l.participant_id, l.currency, l.net, l.reserved,
+       coalesce(pl.net_debit_cap, 0) AS net_debit_cap,
+       coalesce(pl.liquidity_cover, 0) AS liquidity_cover
+  FROM locked l
+  LEFT JOIN participant_limits pl
+         ON pl.participant_id = l.participant_id AND pl.currency = l.currency
+"""
+
+LOCK_USAGE = """
+INSERT INTO clearing_corridor_usage AS u (limit_group, identity_hash, period)
+SELECT k.g, k.h, k.p FROM unnest($1::text[], $2::text[], $3::text[]) AS k(g, h, p)
+ ORDER BY k.g, k.h, k.p
+ON CONFLICT (limit_group, identity_hash, period) DO UPDATE SET used = u.used
+RETURNING u.limit_group, u.identity_hash, u.period, u.used
+"""
+
+QUOTES = """
+SELECT id, source_currency, target_currency, rate, mid_rate, spread_bps, fx_provider,
+       created_at, expires_at
+  FROM clearing_fx_quotes WHERE id = ANY($1::text[])
+"""
+
+EXISTING_IDS = "SELECT id FROM clearing_transfers WHERE id = ANY($1::text[])"
+
+INSERT_TRANSFERS = """
+INSERT INTO clearing_transfers (
+    id, state, source_scheme, destination_scheme, payer, payee, currency, amount,
+    payee2, currency2, amount2, quote_id, limit_group, identity_hash, usage_day, usage_year,
+    counted, reserved_at, expires_at)
+SELECT r.id, 'RESERVED', r.src, r.dst, r.payer, r.payee, r.ccy, r.amount,
+       r.payee2, r.ccy2, r.amount2, r.quote_id, r.grp, r.ih, r.uday, r.uyear,
+       r.counted, $18, r.expires_at
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+              $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[],
+              $13::text[], $14::text[], $15::text[], $16::bigint[], $17::timestamptz[])
+       AS r(id, src, dst, payer, payee, ccy, amount, payee2, ccy2, amount2, quote_id, grp, ih,
+            uday, uyear, counted, expires_at)
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+"""
+
+ADD_RESERVED = """
+UPDATE clearing_positions p SET reserved = p.reserved + d.delta
+  FROM unnest($1::text[], $2::text[], $3::bigint[]) AS d(participant_id, currency, delta)
+ WHERE p.participant_id = d.participant_id AND p.currency = d.currency
+"""
+
+ADD_USAGE = """
+UPDATE clearing_corridor_usage u SET used = u.used + d.delta
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d(g, h, p, delta)
+ WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
+"""
+
+OPEN_WINDOW_SHARED = "SELECT window_id FROM clearing_window_current FOR SHARE"
+
+LOCK_TRANSFERS = """
+SELECT id, state, expires_at, payer, payee, currency, amount, payee2, currency2, amount2,
+       limit_group, identity_hash, usage_day, usage_year, counted, window_id, reason
+  FROM clearing_transfers WHERE id = ANY($1::text[])
+ ORDER BY id
+   FOR UPDATE
+"""
+
+SET_STATES = """
+UPDATE clearing_transfers t
+   SET state = u.state, finished_at = $5, window_id = u.window_id, reason = u.reason
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(id, state, window_id, reason)
+ WHERE t.id = u.id
+"""
+
+# Rows a batch may create (payees seen for the first time). A proposed row must satisfy the
+# table's checks even when it conflicts, so deltas are applied by the update below instead.
+ENSURE_POSITIONS = """
+INSERT INTO clearing_positions (participant_id, currency)
+SELECT k.participant_id, k.currency
+  FROM unnest($1::text[], $2::text[]) AS k(participant_id, currency)
+ ORDER BY k.participant_id, k.currency
+ON CONFLICT (participant_id, currency) DO NOTHING
+"""
+
+# Locks the rows in key order (Sort under LockRows), then applies the deltas.
+APPLY_POSITIONS = """
+WITH d AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
+                  AS d(participant_id, currency, net, reserved)
+), locked AS (
+    SELECT p.participant_id, p.currency
+      FROM clearing_positions p
+      JOIN d ON d.participant_id = p.participant_id AND d.currency = p.currency
+     ORDER BY p.participant_id, p.currency
+       FOR UPDATE OF p
+)
+UPDATE clearing_positions p
+   SET net = p.net + d.net, reserved = p.reserved + d.reserved
+  FROM d JOIN locked l ON l.participant_id = d.participant_id AND l.currency = d.currency
+ WHERE p.participant_id = d.participant_id AND p.currency = d.currency
+"""
+
+RELEASE_USAGE = """
+WITH d AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d(g, h, p, delta)
+), locked AS (
+    SELECT u.limit_group, u.identity_hash, u.period
+      FROM clearing_corridor_usage u
+      JOIN d ON d.g = u.limit_group AND d.h = u.identity_hash AND d.p = u.period
+     ORDER BY u.limit_group, u.identity_hash, u.period
+       FOR UPDATE OF u
+)
+UPDATE clearing_corridor_usage u SET used = u.used + d.delta
+  FROM d JOIN locked l ON l.limit_group = d.g AND l.identity_hash = d.h AND l.period = d.p
+ WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
+"""
+
+ADD_TOTALS = """
+INSERT INTO clearing_window_totals AS w (window_id, participant_id, currency, debits, credits)
+SELECT $1, d.participant_id, d.currency, d.debits, d.credits
+  FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
+       AS d(participant_id, currency, debits, credits)
+ ORDER BY d.participant_id, d.currency
+ON CONFLICT (window_id, participant_id, currency) DO UPDATE
+   SET debits = w.debits + EXCLUDED.debits, credits = w.credits + EXCLUDED.credits
+"""
+
+LEDGER_COLUMNS = (
+    "journal_id", "leg_no", "participant_id", "currency", "amount", "window_id", "posted_at",
+)  # fmt: skip
+
+DUE = """
+SELECT id FROM clearing_transfers
+ WHERE state = 'RESERVED' AND expires_at <= $1
+ ORDER BY expires_at, id
+ LIMIT $2
+"""
+
+POSITIONS = """
+SELECT coalesce(p.participant_id, l.participant_id) AS participant_id,
+       coalesce(p.currency, l.currency) AS currency,
+       coalesce(p.net, 0) AS net, coalesce(p.reserved, 0) AS reserved,
+       coalesce(l.net_debit_cap, 0) AS net_debit_cap,
+       coalesce(l.liquidity_cover, 0) AS liquidity_cover
+  FROM clearing_positions p
+  FULL JOIN participant_limits l
+         ON l.participant_id = p.participant_id AND l.currency = p.currency
+ WHERE $1::text IS NULL OR coalesce(p.participant_id, l.participant_id) = $1
+ ORDER BY 1, 2
+"""
+
+SET_LIMITS = """
+INSERT INTO participant_limits AS l (participant_id, currency, net_debit_cap, liquidity_cover,
+                                     updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (participant_id, currency) DO UPDATE
+   SET net_debit_cap = EXCLUDED.net_debit_cap, liquidity_cover = EXCLUDED.liquidity_cover,
+       updated_at = EXCLUDED.updated_at
+"""
+
+TRANSFER_STATE = "SELECT id, state, window_id, reason FROM clearing_transfers WHERE id = $1"

@@ -1,0 +1,452 @@
+"""The clearing store: the clearing port on PostgreSQL (asyncpg).
+
+Decisions are the pure core's (`clearing.reserve`, `clearing.twophase`, `clearing.effects`,
+`clearing.settlement`); this module loads and locks what a batch needs, calls the core, and
+writes the results with set-based statements. Throughput comes from batching: the gateway
+reserves a whole batch of concurrent requests inside one transaction (`reserve_batch`), and
+commits/aborts go through an internal micro-batcher, so a hot payer's position row is locked
+and written once per batch, never once per transfer. Every transaction takes its locks in the
+order listed in `gateway.clearing_sql`, so batches never deadlock each other.
+
+Windows and settlements are in `gateway.clearing_windows`, reached through this class.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+
+from clearing.corridors import DEFAULT_RULES, CorridorRules
+from clearing.effects import Effects, Ending, effects
+from clearing.fx import QUOTE_TTL_S_DEFAULT, Rate, make_quote
+from clearing.model import TransferState
+from clearing.money import Money
+from clearing.netting import BilateralNet
+from clearing.ports import (
+    ClearingError,
+    Leg,
+    Outcome,
+    PositionView,
+    Quote,
+    ReserveDecision,
+    ReserveRequest,
+    SettlementView,
+    WindowClose,
+    WindowTotal,
+)
+from clearing.positions import Position, check_limits
+from clearing.reserve import (
+    BatchPlan,
+    BatchState,
+    Participant,
+    PosKey,
+    Prepared,
+    UsageKey,
+    decide,
+    keys_needed,
+    prepare,
+)
+from clearing.twophase import Event, transition
+from gateway import clearing_sql as q
+from gateway import clearing_windows as cw
+from gateway.batcher import MicroBatcher
+
+Clock = Callable[[], datetime]
+EXPIRE_LIMIT_MAX = 10_000
+_RESERVE_RETRIES_MAX = 3
+_KNOWN_POSITIONS_MAX = 1_000_000
+
+
+def _cols(rows: Iterable[tuple[Any, ...]], n: int) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(n)]
+    for row in rows:
+        for i, v in enumerate(row):
+            cols[i].append(v)
+    return cols
+
+
+def _legs(r: asyncpg.Record) -> tuple[Leg, ...]:
+    first = Leg(r["payer"], r["payee"], Money(r["amount"], r["currency"]))
+    if r["payee2"] is None:
+        return (first,)
+    return first, Leg(r["payee"], r["payee2"], Money(r["amount2"], r["currency2"]))
+
+
+class ClearingStore:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        identity_key: bytes,
+        rules: CorridorRules = DEFAULT_RULES,
+        quote_ttl_s: int = QUOTE_TTL_S_DEFAULT,
+        end_batch_max: int = 2_000,
+        end_linger_ms: float = 1.0,
+        end_queue_depth_max: int = 100_000,
+        end_concurrency: int = 2,
+    ) -> None:
+        if not identity_key:
+            raise ValueError("identity_key must not be empty")
+        self.pool = pool
+        self.clock = clock
+        self.identity_key = identity_key
+        self.rules = rules
+        self.quote_ttl_s = quote_ttl_s
+        self._known_positions: set[PosKey] = set()
+        self._ender: MicroBatcher[tuple[Event, str, str | None], Outcome] = MicroBatcher(
+            self._end_batch,
+            batch_max=end_batch_max,
+            linger_ms=end_linger_ms,
+            queue_depth_max=end_queue_depth_max,
+            concurrency=end_concurrency,
+            name="clearing-end",
+        )
+
+    async def aclose(self) -> None:
+        """Finish queued commits and aborts, then stop the batcher."""
+        await self._ender.aclose()
+
+    # -- reservations ---------------------------------------------------------------------
+
+    async def reserve_batch(
+        self, conn: asyncpg.Connection, requests: Sequence[ReserveRequest]
+    ) -> list[ReserveDecision]:
+        """Reserve a batch inside the caller's open transaction on `conn`.
+
+        Position rows stay locked until the caller commits: commit soon after. Do not wait on
+        `commit`/`abort` of this store while that transaction is open.
+        """
+        assert conn.is_in_transaction(), "reserve_batch runs inside the caller's transaction"
+        if not requests:
+            return []
+        now = self.clock()
+        prepared = prepare(requests, rules=self.rules, identity_key=self.identity_key, now=now)
+        pos_keys, usage_keys, quote_ids, part_ids = keys_needed(prepared)
+        parts = await self._participants(conn, part_ids)
+        positions = await self._lock_positions(conn, [k for k in pos_keys if k[0] in parts])
+        usage = await self._lock_usage(conn, usage_keys)
+        quotes = await self._quotes(conn, quote_ids)
+        ids = [p.request.transfer_id for p in prepared if p.rejection is None]
+        existing = {r[0] for r in await conn.fetch(q.EXISTING_IDS, ids)} if ids else set()
+        for _ in range(_RESERVE_RETRIES_MAX):
+            state = BatchState(
+                {k: Position(p.net, p.reserved, p.net_debit_cap, p.liquidity_cover)
+                 for k, p in positions.items()},
+                parts, dict(usage), quotes, set(existing),
+            )  # fmt: skip
+            plan = decide(prepared, state, now)
+            clashed = await self._insert(conn, plan, now)
+            if not clashed:
+                await self._write_deltas(conn, plan)
+                return plan.decisions
+            existing |= clashed  # inserted meanwhile by a concurrent batch: decide again
+        raise ClearingError("transfer ids kept clashing with concurrent batches")
+
+    async def reserve(self, requests: Sequence[ReserveRequest]) -> list[ReserveDecision]:
+        """`reserve_batch` in a transaction of its own (tools and tests)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self.reserve_batch(conn, requests)
+
+    async def _participants(
+        self, conn: asyncpg.Connection, ids: set[str]
+    ) -> dict[str, Participant]:
+        rows = await conn.fetch(q.PARTICIPANTS, list(ids)) if ids else []
+        return {r["id"]: Participant(r["id"], r["status"], r["role"]) for r in rows}
+
+    async def _lock_positions(
+        self, conn: asyncpg.Connection, keys: Iterable[PosKey]
+    ) -> dict[PosKey, Position]:
+        pids, ccys = _cols(sorted(keys), 2)
+        if not pids:
+            return {}
+        rows = await conn.fetch(q.LOCK_POSITIONS, pids, ccys)
+        return {(r[0], r[1]): Position(r[2], r[3], r[4], r[5]) for r in rows}
+
+    async def _lock_usage(
+        self, conn: asyncpg.Connection, keys: set[UsageKey]
+    ) -> dict[UsageKey, int]:
+        if not keys:
+            return {}
+        g, h, p = _cols(sorted(keys), 3)
+        return {(r[0], r[1], r[2]): r[3] for r in await conn.fetch(q.LOCK_USAGE, g, h, p)}
+
+    async def _quotes(self, conn: asyncpg.Connection, ids: set[str]) -> dict[str, Quote]:
+        if not ids:
+            return {}
+        return {r["id"]: Quote(*r.values()) for r in await conn.fetch(q.QUOTES, list(ids))}
+
+    async def _insert(self, conn: asyncpg.Connection, plan: BatchPlan, now: datetime) -> set[str]:
+        """Insert accepted transfers; return ids that a concurrent batch inserted first."""
+        if not plan.accepted:
+            return set()
+        rows = [_transfer_row(r.prepared) for r in plan.accepted]
+        inserted = {r[0] for r in await conn.fetch(q.INSERT_TRANSFERS, *_cols(rows, 17), now)}
+        clashed = {row[0] for row in rows} - inserted
+        if clashed:
+            # Undo what this attempt inserted; the next attempt decides without the clashes.
+            await conn.execute(
+                "DELETE FROM clearing_transfers WHERE id = ANY($1::text[])", list(inserted)
+            )
+        return clashed
+
+    async def _write_deltas(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
+        deltas = sorted((k, d) for k, d in plan.reserved_delta.items() if d)
+        if deltas:
+            await conn.execute(
+                q.ADD_RESERVED, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas],
+                [d for _, d in deltas],
+            )  # fmt: skip
+        usage = sorted((k, d) for k, d in plan.usage_delta.items() if d)
+        if usage:
+            g, h, p = _cols((k for k, _ in usage), 3)
+            await conn.execute(q.ADD_USAGE, g, h, p, [d for _, d in usage])
+
+    # -- commit, abort, expiry --------------------------------------------------------------
+
+    async def commit(self, transfer_id: str) -> Outcome:
+        """Commit a reserved transfer (the receiving provider accepted). Idempotent."""
+        return await self._ender.submit((Event.COMMIT, transfer_id, None))
+
+    async def abort(self, transfer_id: str, reason: str) -> Outcome:
+        """Abort a reserved transfer (the receiving provider rejected it). Idempotent."""
+        return await self._ender.submit((Event.ABORT, transfer_id, reason[:140]))
+
+    async def expire_due(self, now: datetime | None = None, limit: int = 1_000) -> list[str]:
+        """Expire up to `limit` reservations due at `now`; returns the ids this call expired."""
+        now = now or self.clock()
+        limit = max(1, min(limit, EXPIRE_LIMIT_MAX))
+        async with self.pool.acquire() as conn:
+            ids = [r[0] for r in await conn.fetch(q.DUE, now, limit)]
+        if not ids:
+            return []
+        outs = await self._end_batch([(Event.EXPIRE, i, None) for i in ids], now)
+        return [o.transfer_id for o in outs if o.changed]
+
+    async def _end_batch(
+        self, items: Sequence[tuple[Event, str, str | None]], now: datetime | None = None
+    ) -> list[Outcome]:
+        now = now or self.clock()
+        first: dict[str, tuple[Event, str | None]] = {}
+        for ev, tid, reason in items:
+            first.setdefault(tid, (ev, reason))
+        async with self.pool.acquire() as conn, conn.transaction():
+            window_id = None
+            if any(ev is Event.COMMIT for ev, _ in first.values()):
+                window_id = await conn.fetchval(q.OPEN_WINDOW_SHARED)
+            rows = await conn.fetch(q.LOCK_TRANSFERS, list(first))
+            final: dict[str, Outcome] = {}
+            endings: list[Ending] = []
+            for r in rows:
+                tid = r["id"]
+                ev, reason = first[tid]
+                new = transition(TransferState(r["state"]), ev, r["expires_at"], now)
+                if new is None:
+                    final[tid] = Outcome(
+                        tid, TransferState(r["state"]), False, r["window_id"], r["reason"]
+                    )
+                    continue
+                wid = window_id if new is TransferState.COMMITTED else None
+                why = reason if new is TransferState.ABORTED else None
+                final[tid] = Outcome(tid, new, True, wid, why)
+                keys = () if r["limit_group"] is None else (
+                    (r["limit_group"], r["identity_hash"], r["usage_day"]),
+                    (r["limit_group"], r["identity_hash"], r["usage_year"]),
+                )  # fmt: skip
+                endings.append(Ending(tid, _legs(r), new, keys, r["counted"]))
+            if endings:
+                await self._apply(conn, endings, final, window_id, now)
+        return _outcomes(items, final)
+
+    async def _apply(
+        self, conn: asyncpg.Connection, endings: list[Ending], final: dict[str, Outcome],
+        window_id: int | None, now: datetime,
+    ) -> None:  # fmt: skip
+        fx: Effects = effects(endings)
+        ids, states, wids, reasons = _cols(
+            ((e.transfer_id, e.state.value, final[e.transfer_id].window_id,
+              final[e.transfer_id].reason) for e in endings), 4,
+        )  # fmt: skip
+        await conn.execute(q.SET_STATES, ids, states, wids, reasons, now)
+        keys = fx.position_keys()
+        await self._ensure_positions(conn, keys)
+        await conn.execute(
+            q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
+            [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
+        )  # fmt: skip
+        if fx.entries:
+            assert window_id is not None
+            await conn.copy_records_to_table(
+                "clearing_ledger_entries",
+                records=[
+                    (e.journal_id, e.leg_no, e.participant_id, e.currency, e.amount, window_id, now)
+                    for e in fx.entries
+                ],
+                columns=q.LEDGER_COLUMNS,
+            )
+            tkeys = fx.totals_keys()
+            await conn.execute(
+                q.ADD_TOTALS, window_id, [k[0] for k in tkeys], [k[1] for k in tkeys],
+                [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
+            )  # fmt: skip
+        usage = sorted((k, d) for k, d in fx.usage.items() if d)
+        if usage:
+            g, h, p = _cols((k for k, _ in usage), 3)
+            await conn.execute(q.RELEASE_USAGE, g, h, p, [d for _, d in usage])
+
+    async def _ensure_positions(self, conn: asyncpg.Connection, keys: list[PosKey]) -> None:
+        """Create missing position rows; rows are never deleted, so known ones are skipped."""
+        new = [k for k in keys if k not in self._known_positions]
+        if new:
+            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in new], [k[1] for k in new])
+            if len(self._known_positions) < _KNOWN_POSITIONS_MAX:
+                self._known_positions.update(new)
+
+    async def transfer_state(self, transfer_id: str) -> Outcome:
+        async with self.pool.acquire() as conn:
+            r = await conn.fetchrow(q.TRANSFER_STATE, transfer_id)
+        if r is None:
+            return Outcome(transfer_id, None, False)
+        return Outcome(transfer_id, TransferState(r["state"]), False, r["window_id"], r["reason"])
+
+    # -- positions, limits, FX ------------------------------------------------------------
+
+    async def positions(self, participant_id: str | None = None) -> list[PositionView]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(q.POSITIONS, participant_id)
+        return [PositionView(*r.values()) for r in rows]
+
+    async def set_limits(
+        self, participant_id: str, currency: str, net_debit_cap: int, liquidity_cover: int
+    ) -> PositionView:
+        """Change a cap and cover at once. Never waits for transfers: reservations read caps
+        without locking them, and apply the new values from their next batch on."""
+        check_limits(net_debit_cap, liquidity_cover)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                q.SET_LIMITS, participant_id, currency, net_debit_cap, liquidity_cover, self.clock()
+            )
+        views = [p for p in await self.positions(participant_id) if p.currency == currency]
+        return views[0]
+
+    async def set_rate(self, rate: Rate) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                """INSERT INTO clearing_fx_rates AS r
+                       (source_currency, target_currency, mid_rate, spread_bps, updated_at)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (source_currency, target_currency) DO UPDATE
+                      SET mid_rate = EXCLUDED.mid_rate, spread_bps = EXCLUDED.spread_bps,
+                          updated_at = EXCLUDED.updated_at""",
+                rate.source, rate.target, rate.mid, rate.spread_bps, self.clock(),
+            )  # fmt: skip
+
+    async def create_quote(
+        self, source_currency: str, target_currency: str, *, fx_provider: str | None = None,
+        ttl_s: int | None = None,
+    ) -> Quote:  # fmt: skip
+        """Lock the current client rate of a pair for `ttl_s` seconds (default quote_ttl_s)."""
+        async with self.pool.acquire() as conn:
+            r = await conn.fetchrow(
+                "SELECT mid_rate, spread_bps FROM clearing_fx_rates"
+                " WHERE source_currency = $1 AND target_currency = $2",
+                source_currency, target_currency,
+            )  # fmt: skip
+            if r is None:
+                raise ClearingError(f"no rate for {source_currency}->{target_currency}")
+            if fx_provider is None:
+                fx_provider = await conn.fetchval(
+                    "SELECT id FROM participants WHERE role = 'fx_provider' AND status = 'active'"
+                    " ORDER BY id LIMIT 1"
+                )
+                if fx_provider is None:
+                    raise ClearingError("no active FX provider")
+            rate = Rate(source_currency, target_currency, r["mid_rate"], r["spread_bps"])
+            quote = make_quote(
+                str(uuid.uuid4()), rate, fx_provider, self.clock(), ttl_s or self.quote_ttl_s
+            )
+            await conn.execute(
+                """INSERT INTO clearing_fx_quotes (id, source_currency, target_currency, rate,
+                       mid_rate, spread_bps, fx_provider, created_at, expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                quote.id, quote.source_currency, quote.target_currency, quote.rate,
+                quote.mid_rate, quote.spread_bps, quote.fx_provider, quote.created_at,
+                quote.expires_at,
+            )  # fmt: skip
+        return quote
+
+    async def purge_usage(self, before: date) -> int:
+        """Drop daily corridor counters older than `before` (yearly ones are kept)."""
+        async with self.pool.acquire() as conn:
+            res = await conn.execute(
+                "DELETE FROM clearing_corridor_usage WHERE period LIKE 'D%' AND period < $1",
+                f"D{before.isoformat()}",
+            )
+        return int(res.split()[-1])
+
+    # -- windows and settlement (gateway.clearing_windows) ----------------------------------
+
+    async def close_window(self, actor: str) -> WindowClose:
+        return await cw.close_window(self.pool, self.clock(), actor)
+
+    async def settlement(self, settlement_id: int) -> SettlementView:
+        async with self.pool.acquire() as conn:
+            return await cw.load_settlement(conn, settlement_id)
+
+    async def confirm_settlement(
+        self, actor: str, settlement_id: int, participant_id: str, currency: str, reference: str
+    ) -> SettlementView:
+        return await cw.confirm_settlement(
+            self.pool, self.clock(), actor, settlement_id, participant_id, currency, reference
+        )
+
+    async def abort_settlement(
+        self, actor: str, settlement_id: int, reason: str = ""
+    ) -> SettlementView:
+        return await cw.abort_settlement(self.pool, self.clock(), actor, settlement_id, reason)
+
+    async def open_window(self) -> tuple[int, datetime]:
+        async with self.pool.acquire() as conn:
+            return await cw.open_window(conn)
+
+    async def window_totals(self, window_id: int) -> list[WindowTotal]:
+        async with self.pool.acquire() as conn:
+            return await cw.window_totals(conn, [window_id])
+
+    async def bilateral(self, window_id: int) -> list[BilateralNet]:
+        async with self.pool.acquire() as conn:
+            return await cw.bilateral(conn, window_id)
+
+
+def _transfer_row(p: Prepared) -> tuple[Any, ...]:
+    req = p.request
+    a = req.legs[0]
+    b = req.legs[1] if len(req.legs) == 2 else None
+    day, year = (p.usage_keys[0][2], p.usage_keys[1][2]) if p.usage_keys else (None, None)
+    return (
+        req.transfer_id, req.source_scheme, req.destination_scheme, a.payer, a.payee,
+        a.amount.currency, a.amount.minor,
+        b.payee if b else None, b.amount.currency if b else None, b.amount.minor if b else None,
+        req.quote_id if b else None, p.rule.group if p.usage_keys and p.rule else None,
+        p.identity_hash if p.usage_keys else None, day, year, p.counted if p.usage_keys else 0,
+        req.expires_at,
+    )  # fmt: skip
+
+
+def _outcomes(
+    items: Sequence[tuple[Event, str, str | None]], final: dict[str, Outcome]
+) -> list[Outcome]:
+    """One outcome per item; only the first request for an id can carry `changed`."""
+    seen: set[str] = set()
+    out = []
+    for _, tid, _ in items:
+        o = final.get(tid) or Outcome(tid, None, False)
+        if tid in seen and o.changed:
+            o = Outcome(o.transfer_id, o.state, False, o.window_id, o.reason)
+        seen.add(tid)
+        out.append(o)
+    return out
