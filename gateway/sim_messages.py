@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from adapters.identifiers import account_error, proxy_error
+from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
 from clearing.model import Account, Agent, Party, Proxy, ProxyType, Transfer
 from clearing.money import Money
@@ -27,6 +30,7 @@ from gateway.directory import SCHEME_CLEARING_SYSTEMS
 from gateway.sim_state import UNKNOWN_ACCOUNT_PREFIX
 
 ID_LENGTH_MAX = 35
+PACS_SCHEMES = frozenset({"hk-fps", "mo-fps"})
 # Share of each currency a sender of the scheme pays in (home currency first).
 CURRENCY_WEIGHTS: dict[str, tuple[tuple[str, float], ...]] = {
     "hk-fps": (("HKD", 0.8), ("CNY", 0.2)),
@@ -172,10 +176,32 @@ def make_transfer(
 def encode(
     scheme: str, transfers: Sequence[Transfer], msg_id: str, created_at: dt.datetime
 ) -> bytes:
-    """One native message carrying every transfer (the adapter computes NbOfTxs and CtrlSum)."""
-    return get_adapter(scheme).encode_transfers(
-        list(transfers), msg_id=msg_id, created_at=created_at
-    )
+    """One native message carrying every transfer (the adapter computes NbOfTxs and CtrlSum).
+
+    The adapters' encoders write outbound messages, which always name the creditor agent. A
+    payee named by proxy alone (creditor_agent None) leaves its resolution to Baygate, so
+    such a transfer is written with a stand-in agent whose element is then removed.
+    """
+    by_proxy = {t.end_to_end_id for t in transfers if t.creditor_agent is None}
+    written = [
+        t.evolve(creditor_agent=t.debtor_agent) if t.end_to_end_id in by_proxy else t
+        for t in transfers
+    ]
+    body = get_adapter(scheme).encode_transfers(written, msg_id=msg_id, created_at=created_at)
+    return _drop_creditor_agents(scheme, body, by_proxy) if by_proxy else body
+
+
+def _drop_creditor_agents(scheme: str, body: bytes, e2e_ids: set[str]) -> bytes:
+    if scheme not in PACS_SCHEMES:
+        raise ValueError(f"{scheme} messages always name the creditor agent")
+    root = etree.fromstring(body)
+    ns = {"p": NS_PACS008}
+    for tx in root.iterfind("p:FIToFICstmrCdtTrf/p:CdtTrfTxInf", ns):
+        if tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns) in e2e_ids:
+            agent = tx.find("p:CdtrAgt", ns)
+            if agent is not None:
+                tx.remove(agent)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 def build_message(
