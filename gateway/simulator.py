@@ -319,7 +319,7 @@ async def run_simulators(
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
             await runner.setup()
             running.apps[scheme], running.runners[scheme] = app, runner
-            site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+            site = web.TCPSite(runner, host, port)
             await site.start()
             bound = runner.addresses[0][1] if runner.addresses else port
             running.urls[scheme] = f"http://{host}:{bound}"

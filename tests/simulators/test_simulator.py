@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,10 +14,20 @@ from adapters.registry import get_adapter
 from clearing.model import TxStatus
 from clearing.money import Money
 from clearing.reasons import Reason
-from gateway.auth import load_private_key
+from gateway.auth import load_private_key, sign_request
 from gateway.sim_state import CLOSED_ACCOUNT_PREFIX, UNKNOWN_ACCOUNT_PREFIX, SimRules
+from gateway.simulator import plan_ports, run_simulators
 
-from .support import KEYS_DIR, WHEN, agent_of, delivery, encode_delivery, started
+from .support import (
+    DIRECTORY,
+    GATEWAY_KEY,
+    KEYS_DIR,
+    WHEN,
+    agent_of,
+    delivery,
+    encode_delivery,
+    started,
+)
 
 
 def answers(scheme: str, body: bytes) -> list[StatusReport]:
@@ -256,3 +268,36 @@ def test_books_match_a_reference_model_under_redelivery(
             assert book.duplicates == len(order) - len(delivered)
 
     asyncio.run(scenario())
+
+
+# --- running the three simulators on loopback ports -----------------------------------------
+
+
+def test_ports_come_from_the_directory_endpoint_urls() -> None:
+    providers_only = [p for p in DIRECTORY.participants if p.role == "provider"]
+    assert plan_ports(providers_only) == {"hk-fps": 9101, "cn-ibps": 9102, "mo-fps": 9103}
+
+
+async def test_run_simulators_serves_each_scheme_and_stops() -> None:
+    ports = {"hk-fps": 0, "cn-ibps": 0, "mo-fps": 0}
+    sims = await run_simulators(DIRECTORY.participants, GATEWAY_KEY.public_key(), ports=ports)
+    try:
+        assert set(sims.urls) == set(ports)
+        t = delivery("mo-301", account="301000123456", amount=Money(2_500, "MOP"))
+        body = encode_delivery(t)
+        path = "/providers/mo-301/transfers"
+        headers = sign_request(
+            "POST", path, {"Content-Type": "application/xml"}, body, "baygate", GATEWAY_KEY
+        )
+        async with aiohttp.ClientSession() as session:
+            async with session.post(sims.urls["mo-fps"] + path, data=body, headers=headers) as r:
+                assert r.status == 200
+                [report] = answers("mo-fps", await r.read())
+        assert report.status is TxStatus.ACSP
+        assert sims.book("mo-301").credited_minor == {"MOP": 2_500}
+        assert "fx-bay" not in sims.state("hk-fps").books
+    finally:
+        await sims.stop()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.post(sims.urls["mo-fps"] + path, data=body)
