@@ -60,6 +60,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "over_cap": frozenset({"RJCT/AM04", "RJCT/AM02", "PDNG"}),
     "id_reuse": frozenset({"RJCT/DUPL", "RJCT/AM05"}),
 }
+CAP_PROBE_SCHEMES = {"hk-fps": "mo-fps", "cn-ibps": "mo-fps", "mo-fps": "hk-fps"}
 NORTHBOUND_LIMIT = Money(1_000_000, "HKD")  # HKD 10,000 per person per day
 LATENCY_SAMPLES_MAX = 100_000
 
@@ -208,6 +209,9 @@ class _Planner:
                 case, s, [(sm.unknown_account_payee(rng, payee), sm.everyday_amount(rng, ccy))]
             )
         if case == "over_cap":
+            # A corridor with no per-person limit, so that the cap is what refuses it.
+            probe = self._payees(s, CAP_PROBE_SCHEMES[s.scheme]) or pool
+            payee = rng.choice(probe)
             cap = self.caps.get((s.id, ccy), 10**10)
             amount = Money(min(cap + rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
             return self._message(case, s, [(payee, amount)])

@@ -53,12 +53,14 @@ def delivery(
     creditor_amount: Money | None = None,
     sender: str = "cn-pearl",
     creditor_agent: Agent | None = None,
+    gateway_id: str | None = None,
 ) -> Transfer:
     """A transfer as the gateway delivers it to participant `to`."""
     if to.startswith("cn-") and account.startswith("801"):
         account = "6222020200112233445"
     return Transfer(
         msg_id="GWMSG0001",
+        id=gateway_id,
         end_to_end_id=e2e,
         tx_id="TX" + e2e,
         source_scheme=BY_ID[sender].scheme,

@@ -153,6 +153,18 @@ async def test_same_end_to_end_id_from_two_debtor_agents_are_two_transfers() -> 
         assert state.books["hk-801"].credited_minor == {"CNY": 2 * 12_345}
 
 
+async def test_gateway_id_when_carried_is_the_deduplication_key() -> None:
+    async with started("hk-fps") as (state, gw):
+        for gateway_id in ("GW-A", "GW-B", "GW-A"):
+            t = delivery("hk-801", amount=Money(1_000, "HKD"), gateway_id=gateway_id)
+            reply = await gw.deliver("hk-801", t)
+            [report] = answers("hk-fps", reply.body)
+            assert report.gateway_id == gateway_id
+        book = state.books["hk-801"]
+        assert (book.distinct, book.duplicates) == (2, 1)
+        assert book.credited_minor == {"HKD": 2_000}
+
+
 async def test_http_500_applies_nothing_and_a_lost_answer_applies_once() -> None:
     async with started("hk-fps", SimRules(http_500_ratio=1.0)) as (state, gw):
         reply = await gw.deliver("hk-801", delivery("hk-801"))
