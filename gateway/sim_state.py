@@ -53,13 +53,16 @@ class SimRules:
     silent_hold_s_max: float = 30.0  # a held request is answered 503 after this long
     http_500_ratio: float = 0.0  # transient failure before deciding (nothing applied)
     lost_answer_ratio: float = 0.0  # decide and apply, then answer 500 (answer lost)
+    callback_500_ratio: float = 0.0  # status callbacks refused 500 (nothing recorded)
     seed: int = 0
     records_max: int = 1_000_000  # decisions remembered per participant
     callbacks_max: int = 1_000_000  # sender transfers with callbacks remembered per participant
     body_bytes_max: int = 1024 * 1024
 
     def __post_init__(self) -> None:
-        for name in ("reject_ratio", "silent_ratio", "http_500_ratio", "lost_answer_ratio"):
+        ratios = ("reject_ratio", "silent_ratio", "http_500_ratio", "lost_answer_ratio",
+                  "callback_500_ratio")  # fmt: skip
+        for name in ratios:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -168,6 +171,7 @@ class ProviderBook:
     )
     callbacks_received: int = 0
     callbacks_dropped: int = 0
+    callbacks_failed: int = 0  # answered 500 on purpose
 
     @property
     def distinct(self) -> int:
@@ -227,6 +231,7 @@ class ProviderBook:
             "evicted": self.evicted,
             "credited_minor": dict(self.credited_minor),
             "callbacks_received": self.callbacks_received,
+            "callbacks_failed": self.callbacks_failed,
             "callback_transfers": len(self.callbacks),
         }
 

@@ -246,7 +246,11 @@ async def _status(request: web.Request) -> web.StreamResponse:
     if isinstance(auth, web.Response):
         return auth
     book, body = auth
-    adapter = get_adapter(request.app[SIM_STATE].scheme)
+    state = request.app[SIM_STATE]
+    if _roll(state, state.rules.callback_500_ratio):
+        book.callbacks_failed += 1
+        return _problem(500, "Internal Server Error", "transient provider failure")
+    adapter = get_adapter(state.scheme)
     try:
         reports = adapter.decode_status_reply(body)
     except AdapterError as exc:

@@ -216,6 +216,18 @@ async def test_status_callback_is_recorded_per_sender_transfer() -> None:
         assert book.final_status("E-NEVER") is None
 
 
+async def test_failing_callback_endpoint_records_nothing() -> None:
+    adapter = get_adapter("mo-fps")
+    report = StatusReport("M1", "E-SENT-1", "T1", TxStatus.ACSC)
+    body = adapter.encode_status_report(
+        [report], msg_id="GW-STS-1", created_at=WHEN, original_msg_id="M1"
+    )
+    async with started("mo-fps", SimRules(callback_500_ratio=1.0)) as (state, gw):
+        reply = await gw.post("/providers/mo-301/status", body)
+        assert reply.status == 500
+        assert state.books["mo-301"].final_status("E-SENT-1") is None
+
+
 async def test_deliveries_path_form_is_served_too() -> None:
     async with started("mo-fps") as (state, gw):
         t = delivery("mo-302", account="302000654321", amount=Money(5_000, "HKD"))
