@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from functools import cached_property
 from typing import NamedTuple
 
 from clearing.money import Money
@@ -105,8 +106,10 @@ class PositionTotal:
         return "receive" if self.net.minor > 0 else "pay" if self.net.minor < 0 else "none"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Window:
+    """What the clearing engine hands over at close. Not slotted: lookups are cached on it."""
+
     window_id: str
     opened_at: datetime
     closed_at: datetime
@@ -127,11 +130,15 @@ class Window:
     def totals_for(self, currency: str) -> list[PositionTotal]:
         return sorted((t for t in self.totals if t.currency == currency), key=_by_participant)
 
+    @cached_property
+    def _participants(self) -> dict[str, Participant]:
+        return {p.id: p for p in self.participants}
+
     def participant(self, participant_id: str) -> Participant:
-        for p in self.participants:
-            if p.id == participant_id:
-                return p
-        raise SettlementInputError(f"unknown participant {participant_id!r}")
+        try:
+            return self._participants[participant_id]
+        except KeyError:
+            raise SettlementInputError(f"unknown participant {participant_id!r}") from None
 
     def system(self, currency: str) -> SettlementSystem:
         for s in self.systems:
@@ -401,7 +408,17 @@ def _check_control(out: SummaryCheck, control: list[str], sums: list[int]) -> No
 # ---------------------------------------------------------------- detail CSV and camt.053
 
 
-def _agent_xml(p: Participant) -> str:
+def agents_xml(window: Window) -> dict[str, str]:
+    """Each participant as a camt.053 agent (clearing system and member id), built once per
+    window: statements repeat the two agents of every entry."""
+    return {
+        p.id: f"<FinInstnId><ClrSysMmbId><ClrSysId><Prtry>{_xml(p.clearing_system, 35)}</Prtry>"
+        f"</ClrSysId><MmbId>{_xml(p.clearing_code, 35)}</MmbId></ClrSysMmbId></FinInstnId>"
+        for p in window.participants
+    }
+
+
+def _fi_xml(p: Participant) -> str:
     return (
         f"<FinInstnId><ClrSysMmbId><ClrSysId><Prtry>{_xml(p.clearing_system, 35)}</Prtry>"
         f"</ClrSysId><MmbId>{_xml(p.clearing_code, 35)}</MmbId></ClrSysMmbId>"
@@ -422,19 +439,31 @@ def detail_csv_header() -> bytes:
     return csv_text([DETAIL_HEADER]).encode()
 
 
+# One search over a row's free-text fields, joined by DEL (outside the class, so a field holding
+# it can only cause a needless careful pass), decides whether the row needs escaping, quoting,
+# a formula guard or an element left out; most rows do not, and take the plain path.
+_CARE = re.compile(
+    '[&<>",\r\n\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]|(?:^|\x7f)[=+@\t-]|\x7f\x7f'
+)
+
+
 class LegStream:
     """The detail CSV rows and camt.053 statement of one participant in one currency, fed with
     batches of transfer rows. Holds running sums only; `mismatches` compares them with the
     declared `PositionTotal` once every row has been fed."""
 
     def __init__(
-        self, window: Window, total: PositionTotal, masking: Masking, generated_at: datetime
+        self,
+        window: Window,
+        total: PositionTotal,
+        masking: Masking,
+        generated_at: datetime,
+        agents: dict[str, str] | None = None,
     ) -> None:
         self.window, self.total, self.generated_at = window, total, generated_at
         self.participant_id, self.currency = total.participant_id, total.currency
         self._mask_name, self._mask_account = masking.name_fn(), masking.account_fn()
-        self._agents = {p.id: _agent_xml(p) for p in window.participants}
-        self._value_date = window.value_date.isoformat()
+        self._agents = agents if agents is not None else agents_xml(window)
         self.sums = [0, 0, 0, 0]  # debits, credits, debit count, credit count (minor units)
 
     def camt_head(self) -> str:
@@ -468,55 +497,73 @@ class LegStream:
     def camt_tail() -> str:
         return "</Stmt>\n</BkToCstmrStmt></Document>\n"
 
-    def feed(self, rows: Iterable[TransferRow]) -> tuple[list[tuple[str, ...]], list[str]]:
-        """CSV rows and camt.053 entries of one batch. Raises SettlementInputError on a row that
-        is not this participant's, or not in this currency."""
-        pid, ccy, sums, vdate = self.participant_id, self.currency, self.sums, self._value_date
+    def feed(self, rows: Iterable[TransferRow]) -> tuple[str, str]:
+        """Detail CSV lines and camt.053 entries of one batch. Raises SettlementInputError on a
+        row that is not this participant's, or not in this currency."""
+        pid, ccy, sums = self.participant_id, self.currency, self.sums
         mask_name, mask_account, agents = self._mask_name, self._mask_account, self._agents
-        csv_rows: list[tuple[str, ...]] = []
+        lines: list[str] = []
         entries: list[str] = []
         for r in rows:
-            amount = r.amount
-            if amount.currency != ccy or amount.minor <= 0 or r.payer_id == r.payee_id:
+            amount, payer, payee = r.amount, r.payer_id, r.payee_id
+            if amount.currency != ccy or amount.minor <= 0 or payer == payee:
                 raise SettlementInputError(f"transfer {r.transfer_id}: not a {ccy} leg")
-            if r.payer_id == pid:
+            if payer == pid:
                 direction, ind, family = "debit", "DBIT", "ICDT"
                 sums[0] += amount.minor
                 sums[2] += 1
-            elif r.payee_id == pid:
+            elif payee == pid:
                 direction, ind, family = "credit", "CRDT", "RCDT"
                 sums[1] += amount.minor
                 sums[3] += 1
             else:
                 raise SettlementInputError(f"transfer {r.transfer_id} is not {pid}'s")
             try:
-                debtor_agent, creditor_agent = agents[r.payer_id], agents[r.payee_id]
+                agts = f"<DbtrAgt>{agents[payer]}</DbtrAgt><CdtrAgt>{agents[payee]}</CdtrAgt>"
             except KeyError:
                 raise SettlementInputError(f"transfer {r.transfer_id}: unknown party") from None
             amt = amount.format()
-            committed = r.committed_at.isoformat(timespec="milliseconds")
+            committed = r.committed_at.isoformat()
+            tid, e2e, src, dst = (
+                r.transfer_id,
+                r.end_to_end_id,
+                r.source_scheme,
+                r.destination_scheme,
+            )
             dn, da = mask_name(r.debtor_name), mask_account(r.debtor_account)
             cn, ca = mask_name(r.creditor_name), mask_account(r.creditor_account)
-            csv_rows.append(
-                (r.transfer_id, _cell(r.end_to_end_id),
-                 r.created_at.isoformat(timespec="milliseconds"), committed, direction,
-                 r.payer_id, r.payee_id, amt, ccy, r.source_scheme, r.destination_scheme,
-                 _cell(dn), _cell(da), _cell(cn), _cell(ca))
-            )  # fmt: skip
-            ref = _xml(ref35(r.transfer_id), 35)
-            sub = "DMCT" if r.source_scheme == r.destination_scheme else "XBCT"
-            entries.append(
-                f'<Ntry><NtryRef>{ref}</NtryRef><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}'
-                f"</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>"
-                f"<ValDt><Dt>{vdate}</Dt></ValDt><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}"
-                f"</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls>"
-                f"<Refs>{_el('EndToEndId', r.end_to_end_id, 35)}<TxId>{ref}</TxId>"
-                f'</Refs><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><RltdPties>'
-                f"{_party_xml('Dbtr', dn, da)}{_party_xml('Cdtr', cn, ca)}</RltdPties><RltdAgts>"
-                f"<DbtrAgt>{debtor_agent}</DbtrAgt><CdtrAgt>{creditor_agent}</CdtrAgt>"
-                f"</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
+            sub = "DMCT" if src == dst else "XBCT"
+            if (
+                _CARE.search(f"{tid}\x7f{e2e}\x7f{dn}\x7f{da}\x7f{cn}\x7f{ca}\x7f{src}\x7f{dst}")
+                or len(tid) > 35 or len(e2e) > 35 or len(da) > 34 or len(ca) > 34
+                or len(dn) > 140 or len(cn) > 140 or not tid
+            ):  # fmt: skip
+                line, entry = _careful_row(r, direction, amt, committed, dn, da, cn, ca)
+                lines.append(line)
+                entries.append(
+                    f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><Sts><Cd>'
+                    f"BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>{entry[0]}"
+                    f"<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}</Cd><SubFmlyCd>{sub}"
+                    f"</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls>{entry[1]}"
+                    f"<RltdAgts>{agts}</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
+                )
+                continue
+            lines.append(
+                f"{tid},{e2e},{r.created_at.isoformat()},{committed},{direction},{payer},"
+                f"{payee},{amt},{ccy},{src},{dst},{dn},{da},{cn},{ca}\n"
             )
-        return csv_rows, entries
+            entries.append(
+                f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><Sts><Cd>BOOK'
+                f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><AcctSvcrRef>{tid}"
+                f"</AcctSvcrRef><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}</Cd><SubFmlyCd>"
+                f"{sub}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls><Refs><EndToEndId>"
+                f"{e2e}</EndToEndId><TxId>{tid}</TxId></Refs><RltdPties><Dbtr><Pty><Nm>{dn}"
+                f"</Nm></Pty></Dbtr><DbtrAcct><Id><Othr><Id>{da}</Id></Othr></Id></DbtrAcct>"
+                f"<Cdtr><Pty><Nm>{cn}</Nm></Pty></Cdtr><CdtrAcct><Id><Othr><Id>{ca}</Id></Othr>"
+                f"</Id></CdtrAcct></RltdPties><RltdAgts>{agts}</RltdAgts></TxDtls></NtryDtls>"
+                f"</Ntry>\n"
+            )
+        return "".join(lines), "".join(entries)
 
     def mismatches(self) -> list[str]:
         t = self.total
@@ -527,6 +574,22 @@ class LegStream:
             for n, want, got in zip(names, declared, self.sums, strict=True)
             if want != got
         ]
+
+
+def _careful_row(
+    r: TransferRow, direction: str, amt: str, committed: str, dn: str, da: str, cn: str, ca: str
+) -> tuple[str, tuple[str, str]]:
+    """The CSV line and entry parts of a row whose text needs escaping, quoting or trimming."""
+    line = csv_text(
+        [(_cell(r.transfer_id), _cell(r.end_to_end_id), r.created_at.isoformat(), committed,
+          direction, r.payer_id, r.payee_id, amt, r.amount.currency, _cell(r.source_scheme),
+          _cell(r.destination_scheme), _cell(dn), _cell(da), _cell(cn), _cell(ca))]
+    )  # fmt: skip
+    ref = _xml(ref35(r.transfer_id), 35)
+    acct_ref = f"<AcctSvcrRef>{ref}</AcctSvcrRef>" if ref else ""
+    refs = f"<Refs>{_el('EndToEndId', r.end_to_end_id, 35)}{_el('TxId', ref, 35)}</Refs>"
+    parties = f"<RltdPties>{_party_xml('Dbtr', dn, da)}{_party_xml('Cdtr', cn, ca)}</RltdPties>"
+    return line, (acct_ref, refs + parties)
 
 
 def _balance(code: str, amount: str, ccy: str, ind: str, at: datetime) -> str:
@@ -584,7 +647,7 @@ def pacs009(window: Window, currency: str, generated_at: datetime) -> bytes | No
     ]
     for t in moving:
         p = window.participant(t.participant_id)
-        member = _agent_xml(p)
+        member = _fi_xml(p)
         if t.net.minor < 0:
             sides = f"<Dbtr>{member}</Dbtr><Cdtr>{gateway}</Cdtr><CdtrAcct>{account}</CdtrAcct>"
         else:

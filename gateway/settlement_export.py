@@ -20,15 +20,15 @@ signed, so a reader never sees a half-written settlement; an existing destinatio
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -48,6 +48,7 @@ MANIFEST_BYTES_MAX = 64 * 1024 * 1024
 BATCH_ROWS_MAX = 100_000
 WRITE_BUFFER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
+FSYNC_THREADS = 4
 
 RowSource = Callable[[str, str], AsyncIterator[Sequence[sf.TransferRow]]]
 Progress = Callable[[int, int], None]  # (entries written, entries expected)
@@ -79,27 +80,30 @@ def default_window_dir(data_dir: Path, window_id: str) -> Path:
 
 
 class _Out:
-    """A file being written, hashed on the way."""
+    """A file being written, hashed on the way. Not fsynced here: `_fsync_files` does all of
+    them at the end, when the kernel has already written most pages back in the background,
+    instead of waiting for the disk once per file while formatting."""
 
-    def __init__(self, root: Path, rel: str, fsync: bool) -> None:
-        self.rel, self._fsync = rel, fsync
+    def __init__(self, root: Path, rel: str, data: bytes = b"") -> None:
+        self.rel = rel
         path = root / rel
         path.parent.mkdir(exist_ok=True)
         self._f = open(path, "xb", buffering=WRITE_BUFFER_BYTES)
         self._hash = hashlib.sha256()
-        self.size_bytes = 0
+        self.write(data)
 
     def write(self, data: bytes) -> None:
         self._hash.update(data)
         self._f.write(data)
-        self.size_bytes += len(data)
 
-    def close(self) -> dict[str, Any]:
-        self._f.flush()
-        if self._fsync:
-            os.fsync(self._f.fileno())
+    def close(self, files: dict[str, dict[str, Any]], data: bytes = b"") -> None:
+        self.write(data)
+        size = self._f.tell()
         self._f.close()
-        return {"sha256": self._hash.hexdigest(), "size_bytes": self.size_bytes}
+        files[self.rel] = {"sha256": self._hash.hexdigest(), "size_bytes": size}
+
+    def abandon(self) -> None:
+        self._f.close()
 
 
 async def export_window(
@@ -117,7 +121,8 @@ async def export_window(
     """Write, hash and sign every settlement file of `window` under `dest` (which must not exist).
 
     Raises SettlementInputError, leaving nothing behind, when the clearing output is
-    inconsistent or the streamed rows disagree with the declared totals."""
+    inconsistent or the streamed rows disagree with the declared totals. Formatting a batch
+    holds the event loop for a few milliseconds: run long exports off a latency-sensitive loop."""
     sf.check_window(window)
     dest = Path(dest)
     if dest.exists():
@@ -127,19 +132,20 @@ async def export_window(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.partial-{os.urandom(4).hex()}"
     tmp.mkdir(mode=0o750)
+    files: dict[str, dict[str, Any]] = {}
     try:
-        files = _write_small_files(window, tmp, generated_at, fsync)
+        for ccy in window.currencies:
+            _Out(tmp, f"summary/{ccy}.csv", sf.summary_csv(window, ccy)).close(files)
+            if (pacs := sf.pacs009(window, ccy, generated_at)) is not None:
+                _Out(tmp, f"pacs009/{ccy}.xml", pacs).close(files)
         entries = await _write_participant_files(
-            window, rows_for, tmp, files, masking, generated_at, progress, fsync
+            window, rows_for, tmp, files, masking, generated_at, progress
         )
+        if fsync:
+            await asyncio.to_thread(_fsync_files, tmp, list(files))
         manifest = _manifest(window, files, masking, generated_at, audit_chain_head)
         manifest["signature"] = _sign(manifest, key)
-        out = _Out(tmp, MANIFEST_NAME, fsync)
-        out.write(json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n")
-        out.close()
-        _fsync_dirs(tmp, fsync)
-        os.rename(tmp, dest)
-        _fsync_dirs(dest.parent, fsync, recursive=False)
+        await asyncio.to_thread(_publish, tmp, dest, manifest, fsync)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -150,20 +156,15 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write_small_files(
-    window: sf.Window, root: Path, generated_at: datetime, fsync: bool
-) -> dict[str, dict[str, Any]]:
-    files: dict[str, dict[str, Any]] = {}
-    for ccy in window.currencies:
-        for rel, data in (
-            (f"summary/{ccy}.csv", sf.summary_csv(window, ccy)),
-            (f"pacs009/{ccy}.xml", sf.pacs009(window, ccy, generated_at)),
-        ):
-            if data is not None:
-                out = _Out(root, rel, fsync)
-                out.write(data)
-                files[rel] = out.close()
-    return files
+def _publish(tmp: Path, dest: Path, manifest: dict[str, Any], fsync: bool) -> None:
+    """Write the signed manifest, then move the finished folder into place in one rename."""
+    with open(tmp / MANIFEST_NAME, "xb") as f:
+        f.write(json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n")
+        if fsync:
+            os.fsync(f.fileno())
+    _fsync_dirs(tmp, fsync)
+    os.rename(tmp, dest)
+    _fsync_dirs(dest.parent, fsync, recursive=False)
 
 
 async def _write_participant_files(
@@ -174,42 +175,55 @@ async def _write_participant_files(
     masking: sf.Masking,
     generated_at: datetime,
     progress: Progress | None,
-    fsync: bool,
 ) -> int:
     by_participant: dict[str, list[sf.PositionTotal]] = {}
     for t in sorted(window.totals, key=lambda t: (t.participant_id, t.currency)):
-        by_participant.setdefault(t.participant_id, []).append(t)
+        if t.debit_count + t.credit_count:
+            by_participant.setdefault(t.participant_id, []).append(t)
     expected = sum(t.debit_count + t.credit_count for t in window.totals)
+    agents = sf.agents_xml(window)
     done = 0
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
     for pid, totals in by_participant.items():
-        detail = _Out(root, f"details/{pid}.csv", fsync)
-        detail.write(sf.detail_csv_header())
-        for total in totals:
-            if total.debit_count + total.credit_count == 0:
-                continue
-            leg = sf.LegStream(window, total, masking, generated_at)
-            camt = _Out(root, f"camt053/{pid}.{total.currency}.xml", fsync)
-            camt.write(leg.camt_head().encode())
-            async for batch in rows_for(pid, total.currency):
-                if len(batch) > BATCH_ROWS_MAX:
-                    raise sf.SettlementInputError(f"batch larger than {BATCH_ROWS_MAX} rows")
-                csv_rows, entries = leg.feed(batch)
-                writer.writerows(csv_rows)
-                detail.write(buf.getvalue().encode())
-                buf.seek(0)
-                buf.truncate()
-                camt.write("".join(entries).encode())
-                done += len(csv_rows)
-                if progress is not None:
-                    progress(done, expected)
-            camt.write(leg.camt_tail().encode())
-            files[camt.rel] = camt.close()
-            if problems := leg.mismatches():
-                raise sf.SettlementInputError("; ".join(problems))
-        files[detail.rel] = detail.close()
+        detail = _Out(root, f"details/{pid}.csv", sf.detail_csv_header())
+        try:
+            for total in totals:
+                leg = sf.LegStream(window, total, masking, generated_at, agents)
+                camt = _Out(root, f"camt053/{pid}.{total.currency}.xml", leg.camt_head().encode())
+                try:
+                    async for batch in rows_for(pid, total.currency):
+                        if len(batch) > BATCH_ROWS_MAX:
+                            raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
+                        lines, entries = leg.feed(batch)
+                        detail.write(lines.encode())
+                        camt.write(entries.encode())
+                        done += len(batch)
+                        if progress is not None:
+                            progress(done, expected)
+                    if problems := leg.mismatches():
+                        raise sf.SettlementInputError("; ".join(problems))
+                except BaseException:
+                    camt.abandon()
+                    raise
+                camt.close(files, leg.camt_tail().encode())
+        except BaseException:
+            detail.abandon()
+            raise
+        detail.close(files)
     return done
+
+
+def _fsync_files(root: Path, rels: list[str]) -> None:
+    """fsync every file, a few at a time: each call only waits for what is still unwritten."""
+
+    def one(rel: str) -> None:
+        fd = os.open(root / rel, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
+        list(pool.map(one, rels))
 
 
 def _manifest(
