@@ -1,0 +1,276 @@
+"""pacs.008.001.08 -> canonical transfers, every transaction, problems as data.
+
+Message-level problems (not XML, wrong namespace or version, group header, NbOfTxs, CtrlSum)
+refuse the message; anything wrong inside a transaction refuses that transaction only. An
+EndToEndId used twice in one message refuses every transaction that carries it (AM05).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from adapters import checks
+from adapters import identifiers as ids
+from adapters.base import DecodedMessage, DecodedTx
+from adapters.checks import Problems, iso_datetime, text_field
+from adapters.identifiers import ORGANISATION_ID_TYPES
+from adapters.pacs.mapping import (
+    GRPHDR_SCHEMA,
+    ID_LENGTH_MAX,
+    NAME_LENGTH_MAX,
+    NS_PACS008,
+    TX_SCHEMA,
+    USTRD_LENGTH_MAX,
+    USTRD_MAX,
+)
+from adapters.pacs.profile import PacsProfile
+from adapters.walk import compile_schema, flatten
+from adapters.xmlsafe import XmlRejected, local, parse
+from clearing.model import Account, Agent, Party, Transfer
+from clearing.reasons import Reason, Rejection
+
+_Q = "{" + NS_PACS008 + "}"
+_DOCUMENT, _BODY, _GRPHDR, _TX = (
+    _Q + n for n in ("Document", "FIToFICstmrCdtTrf", "GrpHdr", "CdtTrfTxInf")
+)
+_GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_PACS008)
+_TX_NODE = compile_schema(TX_SCHEMA, NS_PACS008)
+_DATETIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?$"
+)
+_CODE_MAX = {"Cd": 4, "Prtry": 35}
+CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
+
+
+def decode(profile: PacsProfile, data: bytes) -> DecodedMessage:
+    try:
+        root = parse(data, profile.limits)
+    except XmlRejected as exc:
+        return _refused(profile, exc.rejection)
+    if root.tag != _DOCUMENT:
+        found = root.tag.partition("}")[0].lstrip("{") if isinstance(root.tag, str) else "?"
+        return _refused(
+            profile,
+            Rejection(
+                Reason.FF01,
+                f"expected a pacs.008.001.08 Document, found {found[:80]!r}",
+                "Document",
+            ),
+        )
+    body = [c for c in root]
+    if len(body) != 1 or body[0].tag != _BODY:
+        return _refused(
+            profile, Rejection(Reason.FF01, "Document must hold one FIToFICstmrCdtTrf", "Document")
+        )
+    header, tx_els, msg_probs = None, [], Problems("")
+    for c in body[0]:
+        if c.tag == _TX:
+            tx_els.append(c)
+        elif c.tag == _GRPHDR and header is None:
+            header = c
+        else:
+            msg_probs.add(Reason.FF01, local(c.tag), "element is not supported here (or repeated)")
+    if header is None:
+        msg_probs.add(Reason.FF01, "GrpHdr", "GrpHdr is required")
+    if not tx_els:
+        msg_probs.add(Reason.FF01, "CdtTrfTxInf", "at least one CdtTrfTxInf is required")
+    if len(tx_els) > profile.txs_max:
+        msg_probs.add(Reason.FF01, "CdtTrfTxInf", f"more than {profile.txs_max} transactions")
+    if msg_probs:
+        return _refused(profile, *msg_probs.items)
+    return _decode_body(profile, header, tx_els)
+
+
+def _decode_body(profile: PacsProfile, header: Any, tx_els: list[Any]) -> DecodedMessage:
+    hp = Problems("GrpHdr")
+    h = flatten(header, _GRPHDR_NODE, hp)
+    msg_id = text_field(h.get("MsgId"), "MsgId", hp, length_max=ID_LENGTH_MAX)
+    created_at = iso_datetime(h.get("CreDtTm"), "CreDtTm", hp)
+    mtd = h.get("SttlmInf/SttlmMtd")
+    if mtd is None or mtd.strip() != "CLRG":
+        hp.add(Reason.FF01, "SttlmInf/SttlmMtd", "settlement method must be CLRG")
+    instructing = (h.get("InstgAgt/FinInstnId/ClrSysMmbId/MmbId") or "").strip() or None
+
+    reader = _TxReader(profile, msg_id or "", created_at)
+    decoded = [reader.read(i, el) for i, el in enumerate(tx_els)]
+    txs = checks.refuse_duplicates([d for d, _, _ in decoded], "CdtTrfTxInf[{n}]/PmtId/EndToEndId")
+    if instructing is None:
+        instructing = decoded[0][2]
+
+    checks.count(h.get("NbOfTxs"), len(tx_els), "NbOfTxs", hp)
+    if h.get("CtrlSum") is not None:
+        checks.ctrl_sum(h["CtrlSum"], [a for _, a, _ in decoded], "CtrlSum", hp)
+    return DecodedMessage(
+        scheme=profile.scheme,
+        msg_id=msg_id,
+        instructing_member_id=instructing,
+        created_at=created_at,
+        error=hp.items[0] if hp else None,
+        txs=tuple(txs),
+        more_errors=tuple(hp.items[1:]),
+    )
+
+
+def _refused(profile: PacsProfile, first: Rejection, *more: Rejection) -> DecodedMessage:
+    return DecodedMessage(profile.scheme, None, None, None, first, (), more_errors=more)
+
+
+class _TxReader:
+    """Reads one CdtTrfTxInf; its helpers take the flat map `f` and the transaction's Problems."""
+
+    def __init__(self, profile: PacsProfile, msg_id: str, created_at: datetime | None) -> None:
+        self.profile = profile
+        self.msg_id = msg_id
+        self.created_at = created_at
+
+    def read(self, i: int, el: Any) -> tuple[DecodedTx, str | None, str | None]:
+        """The decoded transaction, its amount text (for CtrlSum), its debtor agent member id."""
+        p = Problems(f"CdtTrfTxInf[{i + 1}]")
+        f = flatten(el, _TX_NODE, p)
+        if "PmtId" not in f:
+            p.add(Reason.FF01, "PmtId", "PmtId is required")
+        e2e = text_field(f.get("PmtId/EndToEndId"), "PmtId/EndToEndId", p, length_max=ID_LENGTH_MAX)
+        tx_id = text_field(
+            f.get("PmtId/TxId"), "PmtId/TxId", p, length_max=ID_LENGTH_MAX, required=False
+        )
+        instr_id = text_field(
+            f.get("PmtId/InstrId"), "PmtId/InstrId", p, length_max=ID_LENGTH_MAX, required=False
+        )
+        uetr = checks.uetr(f.get("PmtId/UETR"), "PmtId/UETR", p)
+        amount = checks.amount(
+            f.get("IntrBkSttlmAmt"),
+            f.get("IntrBkSttlmAmt/@Ccy"),
+            "IntrBkSttlmAmt",
+            p,
+            self.profile.currencies,
+        )
+        instructed = None
+        if "InstdAmt" in f:
+            instructed = checks.amount(f["InstdAmt"], f.get("InstdAmt/@Ccy"), "InstdAmt", p, None)
+        rate = checks.exchange_rate(f.get("XchgRate"), "XchgRate", p)
+        charge_bearer = (f.get("ChrgBr") or "").strip()
+        if charge_bearer not in CHARGE_BEARERS:
+            p.add(Reason.FF01, "ChrgBr", "ChrgBr is required: DEBT, CRED, SHAR or SLEV")
+        category = _code(f, "PmtTpInf/CtgyPurp", p)
+        purpose = _code(f, "Purp", p)
+        remittance = _remittance(f, p)
+        debtor, creditor = _party(f, "Dbtr", p), _party(f, "Cdtr", p)
+        debtor_agent = _agent(f, "DbtrAgt", p, creditor=False)
+        creditor_agent = _agent(f, "CdtrAgt", p, creditor=True) if "CdtrAgt" in f else None
+        debtor_account = _account(f, "DbtrAcct", p, debtor_agent)
+        creditor_account = _account(f, "CdtrAcct", p, creditor_agent)
+        if "CdtrAgt" not in f and (creditor_account is None or creditor_account.proxy is None):
+            p.add(
+                Reason.RC10, "CdtrAgt", "CdtrAgt is required unless CdtrAcct/Prxy names the payee"
+            )
+        debtor_member = (f.get("DbtrAgt/FinInstnId/ClrSysMmbId/MmbId") or "").strip() or None
+        amount_text = f.get("IntrBkSttlmAmt")
+        if p or e2e is None:
+            return DecodedTx(i, e2e, tx_id, None, tuple(p.items)), amount_text, debtor_member
+        transfer = Transfer(
+            msg_id=self.msg_id,
+            end_to_end_id=e2e,
+            source_scheme=self.profile.scheme,
+            amount=amount,  # type: ignore[arg-type]
+            debtor=debtor,  # type: ignore[arg-type]
+            debtor_account=debtor_account,  # type: ignore[arg-type]
+            debtor_agent=debtor_agent,  # type: ignore[arg-type]
+            creditor=creditor,  # type: ignore[arg-type]
+            creditor_account=creditor_account,  # type: ignore[arg-type]
+            creditor_agent=creditor_agent,
+            destination_scheme=ids.scheme_of(creditor_agent.clearing_system)
+            if creditor_agent
+            else None,
+            tx_id=tx_id,
+            instr_id=instr_id,
+            uetr=uetr,
+            instructed_amount=instructed,
+            exchange_rate=rate,
+            purpose=purpose,
+            category_purpose=category,
+            remittance_info=remittance,
+            charge_bearer=charge_bearer,
+            created_at=self.created_at,
+        )
+        return DecodedTx(i, e2e, tx_id, transfer, ()), amount_text, debtor_member
+
+
+def _code(f: dict[str, Any], where: str, p: Problems) -> str | None:
+    if where not in f:
+        return None
+    given = [k for k in ("Cd", "Prtry") if f.get(f"{where}/{k}") is not None]
+    if len(given) != 1:
+        p.add(Reason.FF01, where, "exactly one of Cd or Prtry is required")
+        return None
+    k = given[0]
+    return text_field(f[f"{where}/{k}"], f"{where}/{k}", p, length_max=_CODE_MAX[k])
+
+
+def _remittance(f: dict[str, Any], p: Problems) -> str | None:
+    """Ustrd pieces joined as written (edge spaces inside the text are content), then stripped."""
+    if "RmtInf" not in f:
+        return None
+    pieces = f.get("RmtInf/Ustrd") or []
+    if any(v is None or len(v) > USTRD_LENGTH_MAX for v in pieces):
+        p.add(Reason.FF01, "RmtInf/Ustrd", f"each Ustrd holds 1 to {USTRD_LENGTH_MAX} characters")
+        return None
+    return text_field("".join(pieces), "RmtInf/Ustrd", p, length_max=USTRD_MAX * USTRD_LENGTH_MAX)
+
+
+def _party(f: dict[str, Any], where: str, p: Problems) -> Party | None:
+    if where not in f:
+        p.add(Reason.FF01, where, f"{where} is required")
+        return None
+    name = text_field(f.get(f"{where}/Nm"), f"{where}/Nm", p, length_max=NAME_LENGTH_MAX)
+    pid = None
+    if f"{where}/Id" in f:
+        org, prv = f"{where}/Id/OrgId", f"{where}/Id/PrvtId"
+        if (org in f) == (prv in f):
+            p.add(Reason.FF01, f"{where}/Id", "Id holds exactly one of OrgId or PrvtId")
+        else:
+            base = org if org in f else prv
+            pid = checks.party_id(
+                f.get(f"{base}/Othr/SchmeNm/Prtry"), f.get(f"{base}/Othr/Id"), f"{base}/Othr", p
+            )
+            if pid is not None and (pid.type in ORGANISATION_ID_TYPES) != (base == org):
+                where_ok = "OrgId" if pid.type in ORGANISATION_ID_TYPES else "PrvtId"
+                p.add(
+                    Reason.FF01,
+                    f"{base}/Othr",
+                    f"a {pid.type.value} identification belongs in {where_ok}",
+                )
+                pid = None
+    return Party(name, pid) if name is not None else None
+
+
+def _agent(f: dict[str, Any], where: str, p: Problems, *, creditor: bool) -> Agent | None:
+    if where not in f:
+        p.add(Reason.FF01, where, f"{where} is required")
+        return None
+    base = f"{where}/FinInstnId/ClrSysMmbId"
+    cd, prtry = f.get(f"{base}/ClrSysId/Cd"), f.get(f"{base}/ClrSysId/Prtry")
+    if cd is not None and prtry is not None:
+        p.add(Reason.FF01, f"{base}/ClrSysId", "exactly one of Cd or Prtry is required")
+        return None
+    name = text_field(
+        f.get(f"{where}/FinInstnId/Nm"),
+        f"{where}/FinInstnId/Nm",
+        p,
+        length_max=NAME_LENGTH_MAX,
+        required=False,
+    )
+    return checks.agent(
+        cd if cd is not None else prtry, f.get(f"{base}/MmbId"), name, base, p, creditor=creditor
+    )
+
+
+def _account(f: dict[str, Any], where: str, p: Problems, holder: Agent | None) -> Account | None:
+    if where not in f:
+        p.add(Reason.AC01, where, f"{where} is required")
+        return None
+    ptype, pval = f.get(f"{where}/Prxy/Tp/Cd"), f.get(f"{where}/Prxy/Id")
+    if f"{where}/Prxy" in f and ptype is None and pval is None:
+        ptype = ""
+    return checks.account(f.get(f"{where}/Id/Othr/Id"), ptype, pval, holder, where, p)
