@@ -21,8 +21,13 @@ Up to three passes run, each adding to the previous one's result:
    queued transfer in (priority, arrival) order. Feasible "prefix vectors" (how many of
    each sender's queue go) are closed under componentwise maximum, so there is one
    largest, and the dropping finds it whatever order violators are visited in.
-2. ``Pass.BYPASS``: dropped transfers are re-added in (priority, value descending) order
-   wherever the payer's headroom allows; this gives up FIFO order for more value.
+2. ``Pass.BYPASS`` gives up queue order for more value, keeping every FIFO release. Plain
+   bypass re-adds dropped transfers in (priority, value descending) order wherever the
+   payer's headroom allows. That frees nothing when the dropped transfers are gridlocked
+   among themselves, so bypass also tries an offsetting step first: gridlock resolution
+   over the dropped transfers, where a participant below its floor drops the tentative
+   transfer that does least harm (one whose payee can absorb the loss) instead of its
+   last one; then the re-add. The try releasing more value wins.
 3. ``Pass.EXACT`` (at window close): an integer program over the whole queue
    (`clearing.lsm_exact`), accepted only when it releases strictly more value than the
    first two passes and survives `check_release`, the exact integer re-check.
@@ -66,8 +71,8 @@ class Pass(StrEnum):
 
 class ExactStatus(StrEnum):
     ACCEPTED = "accepted"  # the integer program released more value and passed the re-check
-    NOT_BETTER = "not_better"  # proven: nothing releases more than the first two passes
-    TIME_LIMIT = "time_limit"  # no better release found before the time limit
+    NOT_BETTER = "not_better"  # proven optimal and no better than the first two passes
+    TIME_LIMIT = "time_limit"  # stopped at the time limit without a better release
     RECHECK_FAILED = "recheck_failed"  # the solver's answer broke a floor in exact integers
     TOO_LARGE = "too_large"  # more than EXACT_SIZE_MAX transfers: not attempted
     SOLVER_ERROR = "solver_error"
@@ -248,7 +253,7 @@ def _resolve_book(
     if len(book.txs) > size_max:
         return chosen, by, ExactOutcome(ExactStatus.TOO_LARGE)
     heuristic_minor = sum(book.amount[i] for i in chosen)
-    result = lsm_exact.solve(book, value_min_minor=heuristic_minor + 1, time_limit_s=time_limit_s)
+    result = lsm_exact.solve(book, time_limit_s=time_limit_s)
     outcome = _judge_exact(book, balances, result, heuristic_minor)
     if outcome.status is not ExactStatus.ACCEPTED:
         return chosen, by, outcome
@@ -262,14 +267,16 @@ def _judge_exact(
 ) -> ExactOutcome:
     """Accept the solver's answer only if it is better in exact integers and breaks no floor."""
     if result.chosen is None:
-        status = {
-            lsm_exact.SolveStatus.INFEASIBLE: ExactStatus.NOT_BETTER,
-            lsm_exact.SolveStatus.LIMIT: ExactStatus.TIME_LIMIT,
-        }.get(result.status, ExactStatus.SOLVER_ERROR)
+        status = ExactStatus.TIME_LIMIT
+        if result.status is not lsm_exact.SolveStatus.LIMIT:
+            status = ExactStatus.SOLVER_ERROR
         return ExactOutcome(status, 0, result.bound_minor)
     value_minor = sum(book.amount[i] for i in result.chosen)
     if value_minor <= heuristic_minor:
-        return ExactOutcome(ExactStatus.NOT_BETTER, value_minor, result.bound_minor)
+        status = ExactStatus.NOT_BETTER
+        if result.status is not lsm_exact.SolveStatus.OPTIMAL:
+            status = ExactStatus.TIME_LIMIT
+        return ExactOutcome(status, value_minor, result.bound_minor)
     txs = [book.txs[i] for i in result.chosen]
     if check_release(txs, balances):
         return ExactOutcome(ExactStatus.RECHECK_FAILED, value_minor, result.bound_minor)

@@ -3,14 +3,12 @@
     maximise    sum_i amount_i * x_i
     subject to  position_p + sum_{i: payee_i = p} amount_i x_i
                            - sum_{i: payer_i = p} amount_i x_i  >=  floor_p   for each payer p
-                sum_i amount_i x_i >= value_min                              (optional cut-off)
                 x_i in {0, 1}
 
 This is the bank clearing problem (Guntzer, Jungnickel and Leclerc, 1998), NP-hard in
 general, so the solver (HiGHS through `scipy.optimize.milp`) runs under a time limit.
-The cut-off asks only for releases better than what the fast passes found: an infeasible
-answer then proves those passes optimal. HiGHS works in floating point with tolerances,
-so its answer is only a proposal: the caller re-checks it in exact integers.
+HiGHS works in floating point with tolerances, so its answer is only a proposal: the
+caller re-checks it in exact integers.
 """
 
 from __future__ import annotations
@@ -32,7 +30,7 @@ MIP_REL_GAP = 0.0
 class SolveStatus(StrEnum):
     OPTIMAL = "optimal"
     LIMIT = "limit"  # time or node limit reached
-    INFEASIBLE = "infeasible"  # no release reaches value_min
+    INFEASIBLE = "infeasible"  # cannot happen (releasing nothing is feasible): a bug
     ERROR = "error"
 
 
@@ -46,14 +44,16 @@ class ExactResult:
 _STATUS = {0: SolveStatus.OPTIMAL, 1: SolveStatus.LIMIT, 2: SolveStatus.INFEASIBLE}
 
 
-def solve(book: Book, *, value_min_minor: int | None, time_limit_s: float) -> ExactResult:
-    """Best release of `book` worth at least `value_min_minor`, within `time_limit_s`."""
+def solve(book: Book, *, time_limit_s: float) -> ExactResult:
+    """Largest-value release of `book` that HiGHS finds within `time_limit_s`.
+
+    No cut-off at the fast passes' value: asking for a better release than a good one from
+    scratch leaves HiGHS without any incumbent on large queues, while an optimal answer
+    that is no better proves the fast passes optimal just as well.
+    """
     n = len(book.txs)
     if n == 0:
-        ok = value_min_minor is None or value_min_minor <= 0
-        return ExactResult(
-            SolveStatus.OPTIMAL if ok else SolveStatus.INFEASIBLE, [] if ok else None, 0
-        )
+        return ExactResult(SolveStatus.OPTIMAL, [], 0)
     amount = np.asarray(book.amount, dtype=np.float64)
     payers = sorted(set(book.payer))
     row_of = {p: r for r, p in enumerate(payers)}
@@ -70,8 +70,6 @@ def solve(book: Book, *, value_min_minor: int | None, time_limit_s: float) -> Ex
     matrix = csr_array((np.asarray(data, dtype=np.float64), (rows, cols)), shape=(len(payers), n))
     lower = np.asarray([book.floor[p] - book.position[p] for p in payers], dtype=np.float64)
     constraints = [LinearConstraint(matrix, lower, np.inf)]
-    if value_min_minor is not None:
-        constraints.append(LinearConstraint(amount.reshape(1, n), value_min_minor, np.inf))
     res = milp(
         -amount,
         integrality=np.ones(n),

@@ -120,6 +120,16 @@ def test_bypass_sweeps_again_when_a_credit_frees_a_skipped_transfer() -> None:
     assert set(res.released) == {"ab", "bc"}
 
 
+def test_bypass_offsets_transfers_stuck_behind_a_queue_head() -> None:
+    # A's 100 to B heads its queue and blocks FIFO; the pair A->C / C->A offsets exactly.
+    queue = [tx("ab", "A", "B", 100, 1), tx("ac", "A", "C", 50, 2), tx("ca", "C", "A", 50, 3)]
+    assert resolve(queue, {}, mode=Pass.FIFO).released == ()
+    res = resolve(queue, {}, mode=Pass.BYPASS)
+    assert res.released == ("ac", "ca")
+    assert res.released_by == {"ac": Pass.BYPASS, "ca": Pass.BYPASS}
+    assert res.liquidity_used_minor == {"HKD": 0}
+
+
 def test_exact_pass_beats_the_fast_passes_when_they_are_greedy() -> None:
     queue = [tx("a60", "A", "B", 60, 1), tx("a50", "A", "C", 50, 2), tx("b50", "A", "D", 50, 3)]
     bal = {("A", "HKD"): snap(cap=100)}
