@@ -75,7 +75,9 @@ def reference_totals(
     )
 
 
-def window_of(parts: Sequence[Participant], rows: Sequence[TransferRow], wid: str = "w-20250701-01") -> Window:
+def window_of(
+    parts: Sequence[Participant], rows: Sequence[TransferRow], wid: str = "w-20250701-01"
+) -> Window:
     return Window(
         window_id=wid,
         opened_at=OPENED,
@@ -156,3 +158,25 @@ def transfer_sets(draw, participants_max: int = 5, rows_max: int = 25):
             )
         )
     return parts, rows
+
+
+def export(window: Window, rows: Sequence[TransferRow], dest: Path, key, **kw):
+    """Run the export to completion from a synchronous test."""
+    import asyncio
+
+    from gateway.settlement_export import export_window
+
+    kw.setdefault("now", lambda: GENERATED)
+    return asyncio.run(export_window(window, source(rows), dest, key=key, **kw))
+
+
+_schemas: dict[str, object] = {}
+
+
+def schema(name: str):
+    """The official XSD, loaded once per run."""
+    import xmlschema
+
+    if name not in _schemas:
+        _schemas[name] = xmlschema.XMLSchema(str(xsd_path(name)))
+    return _schemas[name]
