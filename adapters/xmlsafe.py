@@ -159,4 +159,5 @@ def pretty(document: bytes) -> bytes:
     """Indented copy of a document Baygate wrote (trusted input: our own encoder's output)."""
     root = etree.fromstring(document, _PARSER)
     etree.indent(root, space="  ")
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+    body = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
