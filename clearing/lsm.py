@@ -189,7 +189,7 @@ def resolve(
     used: dict[str, int] = {}
     exact: dict[str, ExactOutcome] = {}
     for currency in sorted(by_currency):
-        book = _book(by_currency[currency], balances, currency)
+        book = make_book(by_currency[currency], balances, currency)
         chosen, by, outcome = _resolve_book(
             book, balances, mode, exact_time_limit_s, exact_size_max
         )
@@ -217,7 +217,7 @@ def resolve(
     )
 
 
-def _book(txs: list[QueuedTransfer], balances: Balances, currency: str) -> lsm_passes.Book:
+def make_book(txs: Sequence[QueuedTransfer], balances: Balances, currency: str) -> lsm_passes.Book:
     """Index one currency's queue, in canonical order so input order cannot matter."""
     txs = sorted(txs, key=queue_order_key)
     index: dict[str, int] = {}

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from clearing.lsm import QueuedTransfer
 
-# Bypass stops after this many sweeps even if the last one still released something.
-BYPASS_ROUNDS_MAX = 16
+# Re-adding stops retrying skipped transfers after this many retries of a payer's list.
+RETRY_MAX = 100_000
+# Offsetting looks at most this many transfers either side of a shortfall per choice.
+PICK_SCAN_MAX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +103,9 @@ def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     """Re-add left-out transfers in (priority, value descending) order where headroom allows.
 
     A transfer added only lowers its payer, who was checked, and raises its payee, so every
-    floor that held still holds. Sweeps repeat while the last one released something,
-    because a credit may give a payer the headroom for a transfer skipped earlier.
+    floor that held still holds. A credit may give a payer the headroom for a transfer it
+    had to skip: such payers try their skipped transfers again, in the same order, each
+    time they are credited (at most RETRY_MAX retries in all).
     """
     payer, payee, amount, floor = book.payer, book.payee, book.amount, book.floor
     # Index order is (priority, arrival), so it breaks ties between equal amounts.
@@ -110,21 +113,30 @@ def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
         (i for i in range(len(included)) if not included[i]),
         key=lambda i: (book.rank[i], -amount[i], i),
     )
+    skipped: list[list[int]] = [[] for _ in book.names]
+    credited: list[int] = []
     added: list[int] = []
-    for _ in range(BYPASS_ROUNDS_MAX):
-        skipped: list[int] = []
-        for i in todo:
-            p = payer[i]
-            if projected[p] - amount[i] >= floor[p]:
-                projected[p] -= amount[i]
-                projected[payee[i]] += amount[i]
-                included[i] = True
-                added.append(i)
-            else:
-                skipped.append(i)
-        if len(skipped) == len(todo):
-            break
-        todo = skipped
+
+    def take(i: int) -> bool:
+        p = payer[i]
+        if projected[p] - amount[i] < floor[p]:
+            return False
+        projected[p] -= amount[i]
+        projected[payee[i]] += amount[i]
+        included[i] = True
+        added.append(i)
+        credited.append(payee[i])
+        return True
+
+    for i in todo:
+        if not take(i):
+            skipped[payer[i]].append(i)
+    retries = 0
+    while credited and retries < RETRY_MAX:
+        p = credited.pop()
+        if skipped[p]:
+            retries += 1
+            skipped[p] = [i for i in skipped[p] if not take(i)]
     return added
 
 
@@ -133,10 +145,9 @@ def offset(book: Book, included: list[bool], projected: list[int]) -> list[int]:
 
     Tentatively settle every left-out transfer on top of the current release; while a
     participant is below its floor, drop one of its tentative transfers, chosen to do the
-    least harm: first those whose payee can absorb the loss, normal before urgent, and
-    among them the smallest that covers the shortfall, else the largest. Dropping all of a
-    participant's tentative transfers brings it back to at least where it started, which
-    held its floor, so the loop ends with every floor held.
+    least harm (see `_pick`). Dropping all of a participant's tentative transfers brings it
+    back to at least where it started, which held its floor, so the loop ends with every
+    floor held. Every transfer is dropped at most once.
     """
     payer, payee, amount, floor = book.payer, book.payee, book.amount, book.floor
     todo = [i for i in range(len(included)) if not included[i]]
@@ -147,47 +158,56 @@ def offset(book: Book, included: list[bool], projected: list[int]) -> list[int]:
         projected[payee[i]] += amount[i]
         outgoing[payer[i]].append(i)
         live[i] = True
+    for out in outgoing:
+        out.sort(key=lambda i: (amount[i], i))
+    sizes = [[amount[i] for i in out] for out in outgoing]
     work = [p for p in range(len(projected)) if projected[p] < floor[p]]
     while work:
         p = work.pop()
-        if projected[p] >= floor[p]:
-            continue
-        outgoing[p] = [i for i in outgoing[p] if live[i]]
-        for i in _drops(book, outgoing[p], projected, floor[p] - projected[p]):
+        while projected[p] < floor[p]:
+            i = _pick(book, outgoing[p], sizes[p], live, projected, floor[p] - projected[p])
             live[i] = False
             projected[p] += amount[i]
             q = payee[i]
             projected[q] -= amount[i]
             if projected[q] < floor[q]:
                 work.append(q)
-        assert projected[p] >= floor[p], "dropping tentative transfers must restore the floor"
     added = [i for i in todo if live[i]]
     for i in added:
         included[i] = True
     return added
 
 
-def _drops(book: Book, candidates: list[int], projected: list[int], need: int) -> list[int]:
-    """Which of one participant's tentative transfers to drop to cover `need` (see `offset`)."""
-    payee, amount, floor = book.payee, book.amount, book.floor
-    # Groups in order of preference: (payee absorbs, normal), (absorbs, urgent), (not, ...).
-    groups: list[list[tuple[int, int]]] = [[], [], [], []]
-    slack: dict[int, int] = {}
-    for i in candidates:
-        q = payee[i]
-        s = slack.setdefault(q, projected[q] - floor[q])
-        groups[(0 if s >= amount[i] else 2) + (1 - book.rank[i])].append((amount[i], i))
-    chosen: list[int] = []
-    for g, group in enumerate(groups):
-        group.sort()
-        while need > 0 and group:
-            k = bisect.bisect_left(group, (need, -1))
-            a, i = group.pop(min(k, len(group) - 1))
-            q = payee[i]
-            if g < 2 and slack[q] < a:  # an earlier drop used up this payee's slack
-                bisect.insort(groups[g + 2], (a, i))
-                continue
-            slack[q] -= a
-            need -= a
-            chosen.append(i)
-    return chosen
+def _pick(
+    book: Book,
+    out: list[int],
+    sizes: list[int],
+    live: list[bool],
+    projected: list[int],
+    need: int,
+) -> int:
+    """The tentative transfer of one participant to drop next, to cover `need`.
+
+    Preference: one whose payee can absorb the loss without falling below its floor before
+    one whose payee cannot, normal before urgent, and within each of these four groups the
+    smallest that covers `need`, else the largest. Each
+    preference looks at most PICK_SCAN_MAX transfers either side of `need` (`out` is sorted
+    by amount, `sizes` holds the amounts), so a large participant costs bounded work;
+    failing all, the largest live transfer goes.
+    """
+    payee, rank, amount, floor = book.payee, book.rank, book.amount, book.floor
+    k = bisect.bisect_left(sizes, need)
+    up = range(k, min(len(out), k + PICK_SCAN_MAX))
+    down = range(k - 1, max(-1, k - 1 - PICK_SCAN_MAX), -1)
+    for absorbing in (True, False):
+        for want_rank in (1, 0):
+            for j in (*up, *down):
+                i = out[j]
+                if live[i] and rank[i] == want_rank:
+                    q = payee[i]
+                    if not absorbing or projected[q] - amount[i] >= floor[q]:
+                        return i
+    while not live[out[-1]]:  # dropped transfers leave the tail for good
+        out.pop()
+        sizes.pop()
+    return out[-1]
