@@ -13,30 +13,32 @@ import datetime as dt
 import random
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from adapters.cn_ibps import envelope
+from adapters.cn_ibps.mapping import NS_IBPS101
 from adapters.identifiers import account_error, proxy_error
 from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
-from clearing.model import Account, Agent, Party, Proxy, ProxyType, Transfer
+from clearing.corridors import DEFAULT_RULES, CorridorRules
+from clearing.model import SCHEMES, Account, Agent, Party, Proxy, ProxyType, Transfer
 from clearing.money import Money
 from gateway import sim_people as people
 from gateway.auth import load_private_key
 from gateway.directory import SCHEME_CLEARING_SYSTEMS
+from gateway.routing import SCHEME_CURRENCIES
 from gateway.sim_state import UNKNOWN_ACCOUNT_PREFIX
 
 ID_LENGTH_MAX = 35
 PACS_SCHEMES = frozenset({"hk-fps", "mo-fps"})
-# Share of each currency a sender of the scheme pays in (home currency first).
-CURRENCY_WEIGHTS: dict[str, tuple[tuple[str, float], ...]] = {
-    "hk-fps": (("HKD", 0.8), ("CNY", 0.2)),
-    "cn-ibps": (("CNY", 1.0),),
-    "mo-fps": (("MOP", 0.7), ("HKD", 0.3)),
-}
+STAND_IN_AGENT = Agent("HKNCC", "000")  # never sent: see `encode`
+_PACS_TXS = ("p:FIToFICstmrCdtTrf/p:CdtTrfTxInf", "p:PmtId/p:EndToEndId", NS_PACS008)
+_IBPS_TXS = ("p:CstmrCdtTrf/p:CstmrCdtTrfInf", "p:EndToEndId", NS_IBPS101)
+HOME_CURRENCY_SHARE = 0.75  # of a corridor's traffic, in the sender scheme's home currency
 # Everyday amounts in major units: (low, high, weight). Kept well under corridor limits.
 AMOUNT_BUCKETS = ((20, 500, 0.6), (500, 3_000, 0.3), (3_000, 8_000, 0.1))
 FILE_BYTES_MAX = 8 * 1024 * 1024
@@ -119,9 +121,39 @@ def unknown_account_payee(rng: random.Random, like: Payee) -> Payee:
     return Payee(like.participant_id, like.scheme, like.agent, like.name, number)
 
 
-def pick_currency(rng: random.Random, scheme: str) -> str:
-    weights = CURRENCY_WEIGHTS[scheme]
-    return rng.choices([c for c, _ in weights], [w for _, w in weights])[0]
+def destinations(
+    source: str,
+    rules: CorridorRules = DEFAULT_RULES,
+    now: dt.datetime | None = None,
+    *,
+    cross_border_only: bool = False,
+) -> list[str]:
+    """Schemes a sender of `source` may pay into: corridors that exist and, when `now` is
+    given, are in service then (the southbound corridor keeps hours)."""
+    found = []
+    for dst in SCHEMES:
+        if (dst == source and cross_border_only) or rules.closed(source, dst):
+            continue
+        rule = rules.lookup(source, dst)
+        if rule is not None and now is not None and not rule.in_service(now):
+            continue
+        found.append(dst)
+    return found
+
+
+def corridor_currencies(
+    source: str, destination: str, rules: CorridorRules = DEFAULT_RULES
+) -> tuple[str, ...]:
+    """Currencies the sender may pay in on this corridor, the sender's home currency first."""
+    rule = rules.lookup(source, destination)
+    carried = SCHEME_CURRENCIES[source]
+    return tuple(c for c in carried if rule is None or c in rule.source_currencies)
+
+
+def pick_currency(rng: random.Random, currencies: Sequence[str]) -> str:
+    if len(currencies) == 1 or rng.random() < HOME_CURRENCY_SHARE:
+        return currencies[0]
+    return rng.choice(currencies[1:])
 
 
 def everyday_amount(rng: random.Random, currency: str) -> Money:
@@ -151,7 +183,9 @@ def make_transfer(
     amount: Money | None = None,
 ) -> Transfer:
     """A credit transfer as the sending provider would instruct it."""
-    currency = amount.currency if amount else pick_currency(rng, sender.scheme)
+    if amount is None:
+        currencies = corridor_currencies(sender.scheme, payee.scheme)
+        amount = everyday_amount(rng, pick_currency(rng, currencies))
     debtor = people.debtor(rng, sender.scheme)
     return Transfer(
         msg_id=msg_id,
@@ -160,7 +194,7 @@ def make_transfer(
         instr_id="I" + e2e[1:],
         uetr=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         source_scheme=sender.scheme,
-        amount=amount or everyday_amount(rng, currency),
+        amount=amount,
         debtor=debtor,
         debtor_account=Account(people.account_number(rng, sender.scheme, sender.clearing_code)),
         debtor_agent=sender.agent,
@@ -178,30 +212,35 @@ def encode(
 ) -> bytes:
     """One native message carrying every transfer (the adapter computes NbOfTxs and CtrlSum).
 
-    The adapters' encoders write outbound messages, which always name the creditor agent. A
-    payee named by proxy alone (creditor_agent None) leaves its resolution to Baygate, so
-    such a transfer is written with a stand-in agent whose element is then removed.
+    The adapters' encoders write the gateway's outbound messages, which always name the
+    creditor agent. A payee named by proxy alone (creditor_agent None) leaves its resolution
+    to Baygate, so such a transfer is written with a stand-in agent outside the sender's
+    scheme, whose element is then removed. An ibps.101 goes up to the clearing side, so its
+    {H:} header says direction U.
     """
     by_proxy = {t.end_to_end_id for t in transfers if t.creditor_agent is None}
     written = [
-        t.evolve(creditor_agent=t.debtor_agent) if t.end_to_end_id in by_proxy else t
+        t.evolve(creditor_agent=STAND_IN_AGENT) if t.end_to_end_id in by_proxy else t
         for t in transfers
     ]
     body = get_adapter(scheme).encode_transfers(written, msg_id=msg_id, created_at=created_at)
-    return _drop_creditor_agents(scheme, body, by_proxy) if by_proxy else body
+    if scheme in PACS_SCHEMES:
+        return _drop_creditor_agents(body, by_proxy, _PACS_TXS) if by_proxy else body
+    env = envelope.split(body, len(body))
+    document = _drop_creditor_agents(env.body, by_proxy, _IBPS_TXS) if by_proxy else env.body
+    return envelope.wrap(replace(env.header, direction="U"), document, env.signature)
 
 
-def _drop_creditor_agents(scheme: str, body: bytes, e2e_ids: set[str]) -> bytes:
-    if scheme not in PACS_SCHEMES:
-        raise ValueError(f"{scheme} messages always name the creditor agent")
-    root = etree.fromstring(body)
-    ns = {"p": NS_PACS008}
-    for tx in root.iterfind("p:FIToFICstmrCdtTrf/p:CdtTrfTxInf", ns):
-        if tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns) in e2e_ids:
-            agent = tx.find("p:CdtrAgt", ns)
-            if agent is not None:
-                tx.remove(agent)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+def _drop_creditor_agents(document: bytes, e2e_ids: set[str], where: tuple[str, str, str]) -> bytes:
+    """Our own encoder's output (trusted) without CdtrAgt in the given transactions."""
+    txs_path, e2e_path, namespace = where
+    ns = {"p": namespace}
+    root = etree.fromstring(document)
+    for tx in root.iterfind(txs_path, ns):
+        agent = tx.find("p:CdtrAgt", ns)
+        if agent is not None and tx.findtext(e2e_path, namespaces=ns) in e2e_ids:
+            tx.remove(agent)
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=False)
 
 
 def build_message(
@@ -214,32 +253,41 @@ def build_message(
     tag: str = "",
     seq: int = 0,
     created_at: dt.datetime | None = None,
-    currency: str | None = None,
+    rules: CorridorRules = DEFAULT_RULES,
+    cross_border_only: bool = False,
 ) -> tuple[bytes, list[str]]:
-    """A valid `scheme` message from `sender` with `n_tx` transfers to payees at other providers.
+    """A valid `scheme` message from `sender` with `n_tx` everyday transfers.
 
-    Ids are `tag` + the sender's code + `seq` (message) and `seq`.. (transactions): give each
-    run its own tag so that ids never repeat across runs. Returns (bytes, end-to-end ids).
+    The payees sit at other providers of one destination scheme whose corridor is open at
+    `created_at`, and the currency is one that corridor takes from the sender, so a gateway
+    with the same corridor rules has no reason to refuse them. Ids are `tag` + the sender's
+    code + `seq` (message) and `seq + 1`.. (transactions): give each run its own tag so that
+    ids never repeat. Returns (bytes, end-to-end ids).
     """
     who = as_sender(sender)
     if who.scheme != scheme:
         raise ValueError(f"sender {who.id} belongs to {who.scheme}, not {scheme}")
     if not 1 <= n_tx <= 10_000:
         raise ValueError("n_tx must lie in [1, 10000]")
-    others = [p for p in payees if p.participant_id != who.id]
-    if not others:
-        raise ValueError(f"no payee outside {who.id}")
     when = created_at or dt.datetime(2026, 1, 5, 9, 30, tzinfo=dt.UTC)
+    by_scheme: dict[str, list[Payee]] = {}
+    for p in payees:
+        if p.participant_id != who.id:
+            by_scheme.setdefault(p.scheme, []).append(p)
+    open_to = [
+        d for d in destinations(scheme, rules, when, cross_border_only=cross_border_only)
+        if by_scheme.get(d)
+    ]  # fmt: skip
+    if not open_to:
+        raise ValueError(f"no payee reachable from {who.id} at {when.isoformat()}")
+    dst = rng.choice(open_to)
+    ccy = pick_currency(rng, corridor_currencies(scheme, dst, rules))
     msg_id = message_id(who, tag, seq)
-    ccy = currency or pick_currency(rng, scheme)
-    transfers = []
-    for i in range(n_tx):
-        payee = rng.choice(others)
-        amount = everyday_amount(rng, ccy)
-        transfers.append(
-            make_transfer(who, payee, rng, msg_id=msg_id, e2e=end_to_end_id(who, tag, seq + i),
-                          created_at=when, amount=amount)
-        )  # fmt: skip
+    transfers = [
+        make_transfer(who, rng.choice(by_scheme[dst]), rng, msg_id=msg_id, created_at=when,
+                      e2e=end_to_end_id(who, tag, seq + 1 + i), amount=everyday_amount(rng, ccy))
+        for i in range(n_tx)
+    ]  # fmt: skip
     return encode(scheme, transfers, msg_id, when), [t.end_to_end_id for t in transfers]
 
 

@@ -6,16 +6,20 @@ providers in a directory, at a set rate and concurrency, and records every ackno
 deliberate bad cases, each with the answers it may correctly get:
 
   unknown_proxy     a well-formed proxy no directory holds           RJCT BE23
-  over_corridor     northbound (HK -> Mainland) above HKD 10,000      RJCT AM02 / RR04
-  over_cap          one transfer above the sender's net debit cap    RJCT AM04 / AM02, PDNG
+  over_corridor     one debtor over a corridor's daily limit         RJCT AM02
+                    (e.g. northbound HK -> Mainland above HKD 10,000)
+  over_cap          above the sender's net debit cap, on a corridor  RJCT AM04, PDNG
+                    without amount limits
   exact_duplicate   the same message sent again                      the first answer again
   id_reuse          an end-to-end id reused with another amount      RJCT DUPL / AM05
   unknown_account   an account the receiving simulator lacks         accepted now; the
                                                                      provider's AC01 reaches
                                                                      the sender by callback
 
-Messages are planned from a seeded RNG in order, before any answer is known, so the same
-seed sends the same traffic. A resend waits `resend_gap_s` after its original: signatures
+Everyday traffic uses only corridors open at the time (clearing.corridors rules), in the
+currencies they take, far below their per-person limits. Messages are planned from a seeded
+RNG in order, before any answer is known, so the same seed at the same hours sends the same
+traffic. A resend waits `resend_gap_s` after its original: signatures
 have a one-second `created`, and an identical request signed in the same second would be
 refused as a replay.
 
@@ -39,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.base import AdapterError
 from adapters.registry import get_adapter
+from clearing.corridors import DEFAULT_RULES, CorridorRules
 from clearing.money import AMOUNT_MINOR_MAX, Money
 from gateway import sim_messages as sm
 from gateway.auth import load_private_key
@@ -56,12 +61,10 @@ EXPECTED: dict[str, frozenset[str]] = {
     "ok": _ACCEPTED,
     "unknown_account": _ACCEPTED,
     "unknown_proxy": frozenset({"RJCT/BE23"}),
-    "over_corridor": frozenset({"RJCT/AM02", "RJCT/RR04"}),
-    "over_cap": frozenset({"RJCT/AM04", "RJCT/AM02", "PDNG"}),
+    "over_corridor": frozenset({"RJCT/AM02"}),
+    "over_cap": frozenset({"RJCT/AM04", "PDNG"}),
     "id_reuse": frozenset({"RJCT/DUPL", "RJCT/AM05"}),
 }
-CAP_PROBE_SCHEMES = {"hk-fps": "mo-fps", "cn-ibps": "mo-fps", "mo-fps": "hk-fps"}
-NORTHBOUND_LIMIT = Money(1_000_000, "HKD")  # HKD 10,000 per person per day
 LATENCY_SAMPLES_MAX = 100_000
 
 
@@ -71,6 +74,7 @@ class TrafficPlan:
     shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
     tx_per_msg_max: int = 1  # everyday messages carry 1..this many transfers
     cross_border_only: bool = True  # everyday payees sit in another scheme than the sender
+    corridors: CorridorRules = DEFAULT_RULES  # the gateway's rules, to route everyday traffic
     seed: int = 0
     tag: str | None = None  # id prefix, unique per run; default from the start time
     resend_gap_s: float = 1.1
@@ -145,94 +149,154 @@ class DaySummary:
 
 
 class _Planner:
-    """Turns a seeded RNG into the day's messages, in order, before any answer is known."""
+    """Turns a seeded RNG into the day's messages, in order, before any answer is known.
 
-    def __init__(self, plan: TrafficPlan, senders: list[sm.Sender], directory: Any) -> None:
-        self.plan = plan
+    Everyday traffic only uses corridors the rules open at the time of planning, in the
+    currencies they take, with amounts far below their per-person limits, so that it has no
+    reason to be refused; the bad cases are made to break exactly one rule each.
+    """
+
+    def __init__(
+        self,
+        plan: TrafficPlan,
+        senders: list[sm.Sender],
+        directory: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.plan, self.senders, self.clock = plan, senders, clock
+        self.rules = plan.corridors
         self.rng = random.Random(plan.seed)
-        self.senders = senders
-        self.payees = payees_from_directory(directory, self.rng)
-        self.tag = plan.tag or _base36(int(time.time()))
+        self.payees: dict[str, list[sm.Payee]] = {}
+        for p in payees_from_directory(directory, self.rng):
+            self.payees.setdefault(p.scheme, []).append(p)
+        self.tag = plan.tag or _base36(int(clock()))
         self.seq: Counter[str] = Counter()
         self.caps = _caps(directory)
-        ok_share = 1.0 - sum(plan.shares.values())
         self.cases = ["ok", *plan.shares]
-        self.weights = [ok_share, *plan.shares.values()]
+        self.weights = [1.0 - sum(plan.shares.values()), *plan.shares.values()]
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(int(self.clock()), tz=dt.UTC)
 
     def _next_seq(self, s: sm.Sender, n: int = 1) -> int:
         first = self.seq[s.id]
         self.seq[s.id] += n
         return first
 
-    def _payees(self, s: sm.Sender, scheme: str | None = None) -> list[sm.Payee]:
-        pool = [p for p in self.payees if p.participant_id != s.id]
-        if scheme is not None:
-            return [p for p in pool if p.scheme == scheme]
-        if self.plan.cross_border_only:
-            pool = [p for p in pool if p.scheme != s.scheme]
-        return pool
+    def _pool(self, s: sm.Sender, dst: str) -> list[sm.Payee]:
+        return [p for p in self.payees.get(dst, ()) if p.participant_id != s.id]
 
-    def _message(self, case: str, s: sm.Sender, pairs: Sequence[tuple[sm.Payee, Money]]) -> _Job:
+    def _routes(
+        self, now: dt.datetime, accept: Callable[[sm.Sender, str], bool]
+    ) -> list[tuple[sm.Sender, str]]:
+        """(sender, destination scheme) pairs open now, with payees, that `accept` likes."""
+        return [
+            (s, d)
+            for s in self.senders
+            for d in sm.destinations(s.scheme, self.rules, now, cross_border_only=self.plan.cross_border_only)
+            if self._pool(s, d) and accept(s, d)
+        ]  # fmt: skip
+
+    def _message(
+        self, case: str, s: sm.Sender, pairs: Sequence[tuple[sm.Payee, Money]], now: dt.datetime
+    ) -> _Job:
         seq = self._next_seq(s, len(pairs) + 1)
-        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
         msg_id = sm.message_id(s, self.tag, seq)
         transfers = [
-            sm.make_transfer(s, payee, self.rng, msg_id=msg_id, created_at=when, amount=amount,
+            sm.make_transfer(s, payee, self.rng, msg_id=msg_id, created_at=now, amount=amount,
                              e2e=sm.end_to_end_id(s, self.tag, seq + 1 + i))
             for i, (payee, amount) in enumerate(pairs)
         ]  # fmt: skip
-        body = sm.encode(s.scheme, transfers, msg_id, when)
+        body = sm.encode(s.scheme, transfers, msg_id, now)
         return _Job(case, s, body, [t.end_to_end_id for t in transfers])
 
     def next_job(self) -> _Job:
-        rng = self.rng
+        rng, now = self.rng, self._now()
         case = rng.choices(self.cases, self.weights)[0]
-        s = rng.choice(self.senders)
         if case == "over_corridor":
-            hk = [x for x in self.senders if x.scheme == "hk-fps"]
-            cn = [p for p in self.payees if p.scheme == "cn-ibps"]
-            if hk and cn:
-                s = rng.choice(hk)
-                extra = rng.randint(1, NORTHBOUND_LIMIT.minor)
-                amount = Money(NORTHBOUND_LIMIT.minor + extra, "HKD")
-                return self._message(case, s, [(rng.choice(cn), amount)])
+            job = self._over_corridor(now)
+            if job is not None:
+                return job
             case = "ok"
-        pool = self._payees(s)
-        payee = rng.choice(pool)
-        ccy = sm.pick_currency(rng, s.scheme)
-        if case == "unknown_proxy":
-            return self._message(
-                case, s, [(sm.unknown_proxy_payee(rng, payee), sm.everyday_amount(rng, ccy))]
-            )
-        if case == "unknown_account":
-            return self._message(
-                case, s, [(sm.unknown_account_payee(rng, payee), sm.everyday_amount(rng, ccy))]
-            )
         if case == "over_cap":
-            # A corridor with no per-person limit, so that the cap is what refuses it.
-            probe = self._payees(s, CAP_PROBE_SCHEMES[s.scheme]) or pool
-            payee = rng.choice(probe)
-            cap = self.caps.get((s.id, ccy), 10**10)
-            amount = Money(min(cap + rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
-            return self._message(case, s, [(payee, amount)])
-        n = 1 if case != "ok" else rng.randint(1, self.plan.tx_per_msg_max)
+            job = self._over_cap(now)
+            if job is not None:
+                return job
+            case = "ok"
+        routes = self._routes(now, lambda s, d: True)
+        if not routes:
+            raise RuntimeError(
+                f"no corridor open at {now.isoformat()} between the senders and payees"
+            )
+        s, dst = rng.choice(routes)
+        ccy = sm.pick_currency(rng, sm.corridor_currencies(s.scheme, dst, self.rules))
+        pool = self._pool(s, dst)
+        if case == "unknown_proxy":
+            payee = sm.unknown_proxy_payee(rng, rng.choice(pool))
+            return self._message(case, s, [(payee, sm.everyday_amount(rng, ccy))], now)
+        if case == "unknown_account":
+            payee = sm.unknown_account_payee(rng, rng.choice(pool))
+            return self._message(case, s, [(payee, sm.everyday_amount(rng, ccy))], now)
+        n = rng.randint(1, self.plan.tx_per_msg_max) if case == "ok" else 1
         pairs = [(rng.choice(pool), sm.everyday_amount(rng, ccy)) for _ in range(n)]
-        job = self._message("ok", s, pairs)
+        job = self._message("ok", s, pairs, now)
         if case == "exact_duplicate":
             job.follow = replace(job, case=case, follow=None)
         elif case == "id_reuse":
-            job.follow = self._reuse(s, job, pairs[0])
+            job.follow = self._reuse(s, job, pairs[0], now)
         return job
 
-    def _reuse(self, s: sm.Sender, original: _Job, pair: tuple[sm.Payee, Money]) -> _Job:
+    def _over_corridor(self, now: dt.datetime) -> _Job | None:
+        """One transfer just over a corridor's daily (or per-transaction) limit per debtor."""
+        routes = self._routes(now, lambda s, d: _limit(self.rules, s.scheme, d) is not None)
+        if not routes:
+            return None
+        s, dst = self.rng.choice(routes)
+        limit = _limit(self.rules, s.scheme, dst)
+        assert limit is not None
+        amount = Money(limit.minor + self.rng.randint(1, limit.minor), limit.currency)
+        return self._message(
+            "over_corridor", s, [(self.rng.choice(self._pool(s, dst)), amount)], now
+        )
+
+    def _over_cap(self, now: dt.datetime) -> _Job | None:
+        """One transfer above the sender's cap, on a corridor without amount limits."""
+        routes = self._routes(now, lambda s, d: not _limited(self.rules, s.scheme, d))
+        if not routes:
+            return None
+        s, dst = self.rng.choice(routes)
+        ccy = sm.corridor_currencies(s.scheme, dst, self.rules)[0]
+        cap = self.caps.get((s.id, ccy), 10**10)
+        amount = Money(min(cap + self.rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
+        return self._message("over_cap", s, [(self.rng.choice(self._pool(s, dst)), amount)], now)
+
+    def _reuse(
+        self, s: sm.Sender, original: _Job, pair: tuple[sm.Payee, Money], now: dt.datetime
+    ) -> _Job:
         """Another message (new message id) reusing the first end-to-end id, other amount."""
         seq = self._next_seq(s)
-        when = dt.datetime.now(dt.UTC).replace(microsecond=0)
         msg_id = sm.message_id(s, self.tag, seq)
         amount = Money(pair[1].minor + 100, pair[1].currency)
-        t = sm.make_transfer(s, pair[0], self.rng, msg_id=msg_id, created_at=when, amount=amount,
+        t = sm.make_transfer(s, pair[0], self.rng, msg_id=msg_id, created_at=now, amount=amount,
                              e2e=original.e2e_ids[0])  # fmt: skip
-        return _Job("id_reuse", s, sm.encode(s.scheme, [t], msg_id, when), [t.end_to_end_id])
+        return _Job("id_reuse", s, sm.encode(s.scheme, [t], msg_id, now), [t.end_to_end_id])
+
+
+def _limited(rules: CorridorRules, src: str, dst: str) -> bool:
+    rule = rules.lookup(src, dst)
+    return rule is not None and any(
+        v is not None for v in (rule.per_tx_max_minor, rule.daily_max_minor, rule.yearly_max_minor)
+    )
+
+
+def _limit(rules: CorridorRules, src: str, dst: str) -> Money | None:
+    """The smallest per-transaction or daily limit of the corridor, when the sender's scheme
+    carries the limit currency."""
+    rule = rules.lookup(src, dst)
+    if rule is None or rule.limit_currency not in sm.corridor_currencies(src, dst, rules):
+        return None
+    found = [v for v in (rule.per_tx_max_minor, rule.daily_max_minor) if v is not None]
+    return Money(min(found), rule.limit_currency) if found else None
 
 
 def _base36(n: int) -> str:
@@ -360,6 +424,7 @@ async def run_day(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     progress_every_s: float = 1.0,
     timeout_s: float = 10.0,
+    clock: Callable[[], float] = time.time,
 ) -> DaySummary:
     """Send planned messages at `rate_per_s` until `count` are planned or `duration_s` passes.
 
@@ -378,7 +443,7 @@ async def run_day(
                if p.role == "provider" and p.id in keys and (wanted is None or p.id in wanted)]  # fmt: skip
     if not senders:
         raise ValueError("no sender with a key")
-    planner, summary = _Planner(plan, senders, directory), DaySummary()
+    planner, summary = _Planner(plan, senders, directory, clock), DaySummary()
     rec = _Recorder(plan, summary)
     loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=concurrency)

@@ -1,9 +1,10 @@
 """Just enough of a gateway to drive the traffic generator against, with known answers.
 
 It verifies participant signatures, decodes with the sender's adapter and answers every
-transaction in the sender's format: BE23 for a proxy the directory lacks, AM02 for a
-northbound (HK -> Mainland) amount above HKD 10,000, AM04 above the sender's cap, DUPL for
-an end-to-end id reused with other content, the first answer again for an exact resend,
+transaction in the sender's format: BE23 for a proxy the directory lacks; AG01 for a corridor
+that is closed, out of service or takes another currency; AM02 over a corridor's limit (the
+clearing.corridors defaults, every debtor counted as new); AM04 above the sender's cap; DUPL
+for an end-to-end id reused with other content; the first answer again for an exact resend;
 ACSP otherwise. A reference for the answers `gateway.traffic.EXPECTED` allows, not a gateway.
 """
 
@@ -18,12 +19,11 @@ from aiohttp import web
 
 from adapters.base import StatusReport
 from adapters.registry import get_adapter
+from clearing.corridors import DEFAULT_RULES
 from clearing.model import Transfer, TxStatus
 from clearing.reasons import Reason
 from gateway.auth import AuthError, StaticKeyResolver, Verifier, public_key_from_b64
 from gateway.client import MESSAGES_PATH
-
-NORTHBOUND_LIMIT_HKD_MINOR = 1_000_000
 
 
 class FakeGateway:
@@ -85,24 +85,27 @@ class FakeGateway:
         return report
 
     def _reason(self, sender_id: str, t: Transfer) -> Reason | None:
-        receiver = None
         proxy = t.creditor_account.proxy
         if proxy is not None:
             owner = self.proxies.get((str(proxy.type), proxy.value))
             if owner is None:
                 return Reason.BE23
             receiver = self.by_id[owner]
-        elif t.creditor_agent is not None:
+        else:
+            assert t.creditor_agent is not None
             receiver = self.by_code[(t.creditor_agent.clearing_system, t.creditor_agent.member_id)]
-        sender = self.by_id[sender_id]
-        if (
-            sender.scheme == "hk-fps"
-            and receiver is not None
-            and receiver.scheme == "cn-ibps"
-            and t.amount.currency == "HKD"
-            and t.amount.minor > NORTHBOUND_LIMIT_HKD_MINOR
-        ):
-            return Reason.AM02
+        src = self.by_id[sender_id].scheme
+        if DEFAULT_RULES.closed(src, receiver.scheme):
+            return Reason.AG01
+        rule = DEFAULT_RULES.lookup(src, receiver.scheme)
+        if rule is not None:
+            if t.amount.currency not in rule.source_currencies:
+                return Reason.AG01
+            if not rule.in_service(dt.datetime.now(dt.UTC)):
+                return Reason.AG01
+            limits = [v for v in (rule.per_tx_max_minor, rule.daily_max_minor) if v is not None]
+            if limits and rule.counted(t.amount) > min(limits):  # every debtor is new
+                return Reason.AM02
         if t.amount.minor > self.caps.get((sender_id, t.amount.currency), 10**15):
             return Reason.AM04
         return None

@@ -25,6 +25,11 @@ GATEWAY_KEY = load_private_key(KEYS_DIR / "gateway.pem")
 NOW = 1_800_000_000.0  # a fixed instant: nothing here reads the wall clock
 WHEN = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
 BY_ID = {p.id: p for p in DIRECTORY.participants}
+DEBTOR_ACCOUNTS = {
+    "hk-fps": "801000777001",
+    "cn-ibps": "6222020200998877665",
+    "mo-fps": "301000777001",
+}
 
 
 class Clock:
@@ -68,7 +73,7 @@ def delivery(
         amount=amount or Money(12_345, "CNY"),
         creditor_amount=creditor_amount,
         debtor=Party("陈伟", PartyId(PartyIdType.CN_RIC, "440104199003071239")),
-        debtor_account=Account("6222020200998877665"),
+        debtor_account=Account(DEBTOR_ACCOUNTS[BY_ID[sender].scheme]),
         debtor_agent=agent_of(sender),
         creditor=Party("CHAN Tai Man"),
         creditor_account=Account(account),
