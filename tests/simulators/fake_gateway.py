@@ -3,7 +3,7 @@
 It verifies participant signatures, decodes with the sender's adapter and answers every
 transaction in the sender's format: BE23 for a proxy the directory lacks; AG01 for a corridor
 that is closed, out of service or takes another currency; AM02 over a corridor's limit (the
-clearing.corridors defaults, every debtor counted as new); AM04 above the sender's cap; DUPL
+clearing.corridors defaults at the message's CreDtTm, every debtor counted as new); AM04 above the sender's cap; DUPL
 for an end-to-end id reused with other content; the first answer again for an exact resend;
 ACSP otherwise. A reference for the answers `gateway.traffic.EXPECTED` allows, not a gateway.
 """
@@ -101,7 +101,7 @@ class FakeGateway:
         if rule is not None:
             if t.amount.currency not in rule.source_currencies:
                 return Reason.AG01
-            if not rule.in_service(dt.datetime.now(dt.UTC)):
+            if t.created_at is None or not rule.in_service(t.created_at):  # as sent: no clock
                 return Reason.AG01
             limits = [v for v in (rule.per_tx_max_minor, rule.daily_max_minor) if v is not None]
             if limits and rule.counted(t.amount) > min(limits):  # every debtor is new

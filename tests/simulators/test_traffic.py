@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,7 +94,11 @@ async def test_unknown_account_payee_is_rejected_ac01_by_the_receiving_simulator
         assert state.books["cn-lingnan"].credited_minor == {}
 
 
-async def test_run_day_records_every_answer_and_bad_cases_get_their_expected_answers() -> None:
+@pytest.mark.parametrize("utc_hour", [8, 16], ids=["southbound-open", "southbound-closed"])
+async def test_run_day_records_every_answer_and_bad_cases_get_their_expected_answers(
+    utc_hour: int,
+) -> None:
+    at = WHEN.replace(hour=utc_hour).timestamp()  # 16:00 UTC is midnight in Beijing
     fake = FakeGateway(DIRECTORY)
     keys = load_keys(KEYS_DIR, SENDERS)
     shares = {case: 0.1 for case in ("unknown_proxy", "over_corridor", "over_cap",
@@ -102,7 +107,7 @@ async def test_run_day_records_every_answer_and_bad_cases_get_their_expected_ans
     async with TestServer(fake.app()) as server:
         base = str(server.make_url("")).rstrip("/")
         summary = await run_day(base, DIRECTORY, keys, plan, rate_per_s=2000, count=80,
-                                concurrency=8)  # fmt: skip
+                                concurrency=8, clock=lambda: at)  # fmt: skip
     report = summary.to_dict()
     assert report["unexpected"] == {}, report
     assert set(report["cases"]) >= {"ok", "unknown_proxy", "over_corridor", "over_cap",
