@@ -1,0 +1,376 @@
+"""The audit journal: an append-only, hash-chained record of accepted messages and state changes.
+
+Theory of operation
+-------------------
+Record n holds `seq` = n, `kind`, `subject`, `at`, `data` and `prev_hash` = the hash of record
+n - 1 (32 zero bytes for record 1), and `hash` = SHA-256 of the canonical encoding of those six
+fields: compact JSON with sorted keys, `at` as ISO 8601 UTC with microseconds and a `Z`, the
+hashes as lower-case hex. Changing, removing or inserting a record changes a hash that a later
+record, or the head row, still names, so `verify` notices.
+
+Appending (`append`) happens inside the caller's own transaction, once per batch:
+
+1. `SELECT ... FROM audit_head FOR UPDATE` reads the head and takes its row lock, which stays
+   held until the caller commits or rolls back;
+2. the hashes of the batch are computed here, in Python, from that head;
+3. one statement inserts the batch (`unnest` of arrays) and moves the head.
+
+The lock serializes appenders, so sequence numbers come from the head row without gaps, a
+rolled-back batch leaves nothing behind, and the chain order is the commit order: a reader
+never sees record n + 1 committed while record n is not. The price is that appenders queue on
+one row: call `append` last in the transaction, just before the commit. Under REPEATABLE READ or
+SERIALIZABLE a concurrent append makes step 1 fail with a serialization error, to be retried
+like any other.
+
+The database refuses UPDATE, DELETE and TRUNCATE on the journal and any move of the head
+backwards. Only someone who can bypass that (a superuser disabling triggers, an edit of the
+data files) can tamper, and `verify` is there for them. A tamperer who rewrites every hash after
+an edit, and the head too, leaves a consistent chain: that is caught only against a head
+published earlier (`anchors`), which is why settlement manifests carry the head at close.
+
+Data must carry no personal data in clear: callers pass ids, hashes, amounts and states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import asyncpg
+
+KIND_MESSAGE_ACCEPTED = "message.accepted"
+KIND_TRANSFER_STATE = "transfer.state"
+
+GENESIS_HASH = "0" * 64
+EVENTS_PER_APPEND_MAX = 8_192
+DATA_BYTES_MAX = 8 * 1024
+DATA_DEPTH_MAX = 16
+SUBJECT_CHARS_MAX = 128
+INT_ABS_MAX = 2**63 - 1
+PROBLEMS_MAX = 100
+VERIFY_BATCH_ROWS_MAX = 100_000
+CLI_CONNECT_TIMEOUT_S = 10.0
+
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_KIND_CHARS_MAX = 64
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
+_SEQ_RE = re.compile(r"^[0-9]{1,19}$")
+
+
+class AuditError(Exception):
+    """A programmer error at the journal's door: a malformed event, or an append outside a
+    transaction. Never a business rejection: those are recorded, not refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last record of the chain: its sequence number and hash (hex). Seq 0 = empty."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        """`<seq>:<hash>`, the form published in settlement manifests."""
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> ChainHead:
+        seq, sep, digest = text.strip().partition(":")
+        if not sep or _SEQ_RE.match(seq) is None or _HEX64_RE.match(digest) is None:
+            raise ValueError(f"chain head {text!r} is not <seq>:<64 hex digits>")
+        return cls(int(seq), digest)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One thing to journal. `data` is encoded (and checked) once, here: later changes to the
+    mapping passed in do not reach the journal.
+
+    `data` holds JSON values without floats (money is int minor units, rates are strings), so
+    that what PostgreSQL's JSONB gives back encodes to the same bytes that were hashed."""
+
+    kind: str
+    subject: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+    data_json: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, str) or len(self.kind) > _KIND_CHARS_MAX:
+            raise AuditError(f"kind {self.kind!r} must be a short dotted name")
+        if _KIND_RE.match(self.kind) is None:
+            raise AuditError(f"kind {self.kind!r} must look like 'transfer.state'")
+        _check_text(self.subject, "subject")
+        if not 1 <= len(self.subject) <= SUBJECT_CHARS_MAX:
+            raise AuditError(f"subject must have 1 to {SUBJECT_CHARS_MAX} characters")
+        if not isinstance(self.at, datetime) or self.at.utcoffset() is None:
+            raise AuditError("at must be a timezone-aware datetime")
+        if not isinstance(self.data, Mapping):
+            raise AuditError("data must be a mapping")
+        _check_value(self.data, "data", 0)
+        encoded = canonical_json(self.data)
+        if len(encoded.encode()) > DATA_BYTES_MAX:
+            raise AuditError(f"data of {self.kind} {self.subject} exceeds {DATA_BYTES_MAX} bytes")
+        object.__setattr__(self, "data_json", encoded)
+
+
+def _check_text(value: Any, path: str) -> None:
+    if not isinstance(value, str):
+        raise AuditError(f"{path}: expected a string, got {type(value).__name__}")
+    if "\x00" in value:
+        raise AuditError(f"{path}: NUL characters cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AuditError(f"{path}: not valid Unicode (lone surrogate)") from None
+
+
+def _check_value(value: Any, path: str, depth: int) -> None:
+    """JSON without floats, bounded depth and integer size: what survives JSONB unchanged."""
+    if depth > DATA_DEPTH_MAX:
+        raise AuditError(f"{path}: nested deeper than {DATA_DEPTH_MAX}")
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > INT_ABS_MAX:
+            raise AuditError(f"{path}: integer outside the 64-bit range")
+        return
+    if isinstance(value, str):
+        _check_text(value, path)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_text(key, f"{path} key")
+            _check_value(item, f"{path}.{key}", depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_value(item, f"{path}[{i}]", depth + 1)
+        return
+    hint = (
+        " (money is int minor units, rates are decimal strings)" if isinstance(value, float) else ""
+    )
+    raise AuditError(f"{path}: {type(value).__name__} is not allowed in audit data{hint}")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def at_text(at: datetime) -> str:
+    """ISO 8601 in UTC with microseconds: PostgreSQL keeps microseconds, so this round-trips."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def record_hash(
+    seq: int, kind: str, subject: str, at: datetime, data_json: str, prev_hash: str
+) -> str:
+    """SHA-256 (hex) of the canonical encoding: the same bytes as `canonical_json` of the
+    record's six fields, spelled out so that `data` is not encoded twice."""
+    q = canonical_json
+    text = (
+        f'{{"at":"{at_text(at)}","data":{data_json},"kind":{q(kind)},'
+        f'"prev_hash":"{prev_hash}","seq":{seq},"subject":{q(subject)}}}'
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_LOCK_HEAD = "SELECT seq, hash FROM audit_head FOR UPDATE"
+_READ_HEAD = "SELECT seq, hash FROM audit_head"
+_INSERT = """
+WITH inserted AS (
+    INSERT INTO audit_journal (seq, prev_hash, hash, kind, subject, at, data)
+    SELECT s, p, h, k, sub, a, d::jsonb
+      FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
+                  $6::timestamptz[], $7::text[]) AS t(s, p, h, k, sub, a, d)
+)
+UPDATE audit_head SET seq = $8, hash = $9 WHERE seq = $10
+"""
+
+
+async def head(conn: asyncpg.Connection) -> ChainHead:
+    """The chain head as committed (or as this transaction sees it), without locking."""
+    row = await conn.fetchrow(_READ_HEAD)
+    return ChainHead(row["seq"], row["hash"].hex())
+
+
+async def append(conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> ChainHead:
+    """Journal `events` in order inside the caller's open transaction; return the new head.
+
+    Takes the head row lock until the caller's commit (see the module docstring). Two round
+    trips whatever the batch size. An empty batch takes no lock and returns the head."""
+    if len(events) > EVENTS_PER_APPEND_MAX:
+        raise AuditError(f"{len(events)} events in one append; at most {EVENTS_PER_APPEND_MAX}")
+    if not events:
+        return await head(conn)
+    if not conn.is_in_transaction():
+        raise AuditError("append must run inside the caller's transaction")
+    row = await conn.fetchrow(_LOCK_HEAD)
+    first_seq, prev = row["seq"], row["hash"].hex()
+    seqs, prevs, hashes = [], [], []
+    seq = first_seq
+    for e in events:
+        seq += 1
+        digest = record_hash(seq, e.kind, e.subject, e.at, e.data_json, prev)
+        seqs.append(seq)
+        prevs.append(bytes.fromhex(prev))
+        hashes.append(bytes.fromhex(digest))
+        prev = digest
+    status = await conn.execute(
+        _INSERT,
+        seqs,
+        prevs,
+        hashes,
+        [e.kind for e in events],
+        [e.subject for e in events],
+        [e.at for e in events],
+        [e.data_json for e in events],
+        seq,
+        hashes[-1],
+        first_seq,
+    )
+    if status != "UPDATE 1":  # the row is locked by us: anything else is a broken invariant
+        raise AuditError(f"audit head moved under its lock ({status})")
+    return ChainHead(seq, prev)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    records: int
+    head_hash: str  # hash of the last record read (genesis when none)
+    problems: list[str]
+
+
+class ChainChecker:
+    """Checks journal rows fed in seq order against the chain rules and the head row, in
+    constant memory. Pure: `verify` feeds it from a cursor, tests feed it directly."""
+
+    def __init__(self, head_row: ChainHead, anchors: Iterable[ChainHead] = ()) -> None:
+        self.head_row = head_row
+        self.anchors = {a.seq: a.hash for a in anchors}
+        self.records = 0
+        self.last_seq = 0
+        self.last_hash = GENESIS_HASH
+        self.problems: list[str] = []
+        self.problem_count = 0
+
+    def _problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < PROBLEMS_MAX:
+            self.problems.append(text)
+
+    def feed(
+        self,
+        seq: int,
+        prev_hash: str,
+        digest: str,
+        kind: str,
+        subject: str,
+        at: datetime,
+        data: Any,
+    ) -> None:
+        self.records += 1
+        expected = self.last_seq + 1
+        if seq < expected:
+            self._problem(f"seq {seq}: out of order after seq {self.last_seq}")
+        elif seq > expected:
+            missing = f"{expected}" if seq == expected + 1 else f"{expected}..{seq - 1}"
+            self._problem(f"seq {missing}: missing (deleted records)")
+        elif prev_hash != self.last_hash:
+            self._problem(
+                f"seq {seq}: prev_hash {prev_hash[:16]} is not the hash of seq {self.last_seq}"
+                f" ({self.last_hash[:16]}): chain broken (record inserted, removed or rewritten)"
+            )
+        if record_hash(seq, kind, subject, at, canonical_json(data), prev_hash) != digest:
+            self._problem(f"seq {seq}: hash does not match the record's content (edited)")
+        if seq == self.head_row.seq and digest != self.head_row.hash:
+            self._problem(f"seq {seq}: hash {digest[:16]} differs from the head row's")
+        anchored = self.anchors.pop(seq, None)
+        if anchored is not None and anchored != digest:
+            self._problem(f"seq {seq}: hash {digest[:16]} differs from anchor {anchored[:16]}")
+        self.last_seq, self.last_hash = max(seq, self.last_seq), digest
+
+    def finish(self) -> VerifyResult:
+        h = self.head_row
+        if self.last_seq < h.seq:
+            self._problem(
+                f"journal ends at seq {self.last_seq} but the head row is at seq {h.seq}:"
+                f" tail truncated"
+            )
+        elif self.last_seq > h.seq:
+            self._problem(
+                f"seq {h.seq + 1}..{self.last_seq}: beyond the head row (not appended by append)"
+            )
+        elif h.seq == 0 and h.hash != GENESIS_HASH:
+            self._problem("head row names a hash but the journal is empty")
+        for seq in sorted(self.anchors):
+            self._problem(f"anchor seq {seq}: no such record in the journal")
+        self.anchors.clear()
+        if self.problem_count > len(self.problems):
+            self.problems.append(f"... and {self.problem_count - len(self.problems)} more problems")
+        return VerifyResult(
+            self.problem_count == 0, self.records, self.last_hash, list(self.problems)
+        )
+
+
+_SCAN = "SELECT seq, prev_hash, hash, kind, subject, at, data::text FROM audit_journal ORDER BY seq"
+
+
+async def verify(
+    conn: asyncpg.Connection, *, batch_rows: int = 10_000, anchors: Iterable[ChainHead] = ()
+) -> VerifyResult:
+    """Walk the whole journal in seq order and report every break of the chain.
+
+    Detects edited records (hash mismatch), deleted ones (seq gap, or a truncated tail against
+    the head row), inserted ones (the next record's prev_hash no longer matches), and records
+    that differ from previously published heads (`anchors`). Reads through a cursor,
+    `batch_rows` at a time, in one REPEATABLE READ snapshot so that concurrent appends neither
+    show up half nor look like tampering."""
+    if not 1 <= batch_rows <= VERIFY_BATCH_ROWS_MAX:
+        raise AuditError(f"batch_rows must be 1..{VERIFY_BATCH_ROWS_MAX}")
+    if conn.is_in_transaction():
+        level = await conn.fetchval("SHOW transaction_isolation")
+        if level not in ("repeatable read", "serializable"):
+            raise AuditError("verify needs its own transaction or a REPEATABLE READ one")
+        tx = conn.transaction()
+    else:
+        tx = conn.transaction(isolation="repeatable_read", readonly=True)
+    async with tx:
+        checker = ChainChecker(await head(conn), anchors)
+        async for r in conn.cursor(_SCAN, prefetch=batch_rows):
+            checker.feed(r[0], r[1].hex(), r[2].hex(), r[3], r[4], r[5], json.loads(r[6]))
+    return checker.finish()
+
+
+async def verify_cli(dsn: str, *, anchors: Sequence[str] = (), out: TextIO | None = None) -> int:
+    """`baygate audit verify`: one line per problem, then `OK <n> records, head <hash>`.
+    Exit status 0 when the chain is intact, 1 when it is not, 2 when it could not be read.
+    `anchors` are heads published earlier (`<seq>:<hash>`, as in settlement manifests)."""
+    out = out or sys.stdout
+    try:
+        parsed = [ChainHead.parse(a) for a in anchors]
+        conn = await asyncpg.connect(dsn, timeout=CLI_CONNECT_TIMEOUT_S)
+    except (ValueError, OSError, asyncpg.PostgresError) as exc:
+        print(f"ERROR {exc}", file=out)
+        return 2
+    try:
+        result = await verify(conn, anchors=parsed)
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"ERROR {exc}", file=out)
+        return 2
+    finally:
+        await conn.close()
+    for problem in result.problems:
+        print(problem, file=out)
+    if result.ok:
+        print(f"OK {result.records} records, head {result.head_hash}", file=out)
+        return 0
+    print(f"FAILED {result.records} records read, chain broken", file=out)
+    return 1
