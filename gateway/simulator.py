@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adapters import xmlsafe
 from adapters.base import AdapterError, StatusReport
+from adapters.cn_ibps.adapter import CnIbpsAdapter
 from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
 from clearing.model import SCHEMES, TxStatus
@@ -170,13 +172,23 @@ async def _transfers(request: web.Request) -> web.StreamResponse:
     if rules.delay_ms or rules.delay_jitter_ms:
         jitter_ms = state.rng.randint(0, rules.delay_jitter_ms) if rules.delay_jitter_ms else 0
         await asyncio.sleep((rules.delay_ms + jitter_ms) / 1000)
-    reply = adapter.encode_status_report(
-        reports,
-        msg_id=runtime.next_msg_id(book.participant.id),
-        created_at=runtime.now(),
-        original_msg_id=decoded.msg_id,
-    )
+    msg_id, now = runtime.next_msg_id(book.participant.id), runtime.now()
+    if state.scheme == "cn-ibps":
+        # The receipt comes from the provider (InstgDrctPty) to whoever instructed it.
+        reply = _ibps_replier(book.participant.clearing_code).encode_status_report(
+            reports, msg_id=msg_id, created_at=now, original_msg_id=decoded.msg_id,
+            instructed_member_id=decoded.instructing_member_id,
+        )  # fmt: skip
+    else:
+        reply = adapter.encode_status_report(
+            reports, msg_id=msg_id, created_at=now, original_msg_id=decoded.msg_id
+        )
     return web.Response(body=reply, status=200, headers={"Content-Type": adapter.media_type})
+
+
+@functools.cache
+def _ibps_replier(member_id: str) -> CnIbpsAdapter:
+    return CnIbpsAdapter(link_member_id=member_id)
 
 
 def gateway_ids(scheme: str, body: bytes) -> dict[int, str]:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.base import StatusReport
+from adapters.cn_ibps import envelope
 from adapters.registry import get_adapter
 from clearing.model import TxStatus
 from clearing.money import Money
@@ -83,6 +84,7 @@ async def test_ibps101_delivery_is_answered_in_ibps102() -> None:
         [report] = answers("cn-ibps", reply.body)
         assert report.status is TxStatus.ACSP
         assert report.original_end_to_end_id == t.end_to_end_id
+        assert envelope.split(reply.body, len(reply.body)).header.sender == "403584000026"
         assert state.books["cn-lingnan"].credited_minor == {"CNY": 88_800}
 
 
