@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # Re-adding stops retrying skipped transfers after this many retries of a payer's list.
 RETRY_MAX = 100_000
 # Offsetting looks at most this many transfers either side of a shortfall per choice.
-PICK_SCAN_MAX = 32
+PICK_SCAN_MAX = 128
 
 
 @dataclass(frozen=True, slots=True)
