@@ -137,7 +137,11 @@ class ExactOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """What to release. `released` is in (priority, arrival) order, the order to deliver in."""
+    """What to release. `released` is in (priority, arrival) order, the order to deliver in.
+
+    `released_by` names the earliest pass whose result holds the transfer: after an
+    accepted exact pass, "fifo" and "bypass" mark transfers those passes had released too.
+    """
 
     released: tuple[str, ...]
     released_by: Mapping[str, Pass]
