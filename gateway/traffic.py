@@ -10,7 +10,9 @@ deliberate bad cases, each with the answers it may correctly get:
                     (e.g. northbound HK -> Mainland above HKD 10,000)
   over_cap          above the sender's net debit cap, on a corridor  RJCT AM04, PDNG
                     without amount limits
-  exact_duplicate   the same message sent again                      the first answer again
+  exact_duplicate   the same message sent again                      the first answer, or
+                                                                     the transfer's later
+                                                                     state (e.g. ACSC)
   id_reuse          an end-to-end id reused with another amount      RJCT DUPL / AM05
   unknown_account   an account the receiving simulator lacks         accepted now; the
                                                                      provider's AC01 reaches
@@ -49,6 +51,7 @@ from gateway import sim_messages as sm
 from gateway.auth import load_private_key
 from gateway.client import BaygateClient
 from gateway.sim_messages import build_message, load_keys, payees_from_directory
+from gateway.sim_state import ProviderBook
 
 CASES = ("ok", "unknown_proxy", "over_corridor", "over_cap", "exact_duplicate", "id_reuse",
          "unknown_account")  # fmt: skip
@@ -57,6 +60,11 @@ DEFAULT_SHARES: dict[str, float] = {
     "exact_duplicate": 0.01, "id_reuse": 0.01, "unknown_account": 0.02,
 }  # fmt: skip
 _ACCEPTED = frozenset({"ACSP", "ACCP", "ACSC", "PDNG"})
+# Final statuses the sender hears by callback, for transfers the gateway accepted.
+FINAL_EXPECTED: dict[str, frozenset[str]] = {
+    "ok": frozenset({"ACSC"}),
+    "unknown_account": frozenset({"RJCT/AC01"}),
+}
 EXPECTED: dict[str, frozenset[str]] = {
     "ok": _ACCEPTED,
     "unknown_account": _ACCEPTED,
@@ -98,10 +106,26 @@ class Ack:
     http_status: int  # 0 when no answer came
     status: str  # ACSP, RJCT, ... or NOANSWER, UNPARSABLE, MISSING, HTTP<code>
     reason: str | None = None
+    sender: str = ""
 
     @property
     def outcome(self) -> str:
         return f"{self.status}/{self.reason}" if self.reason else self.status
+
+
+def resend_answer_ok(original: Ack | None, resend: Ack) -> bool:
+    """An exact resend gets the first answer again, or the transfer's later state: once
+    accepted it may since have completed (ACSC) or been refused downstream, but never be
+    called a duplicate of itself."""
+    if original is None:
+        return False
+    if resend.outcome == original.outcome:
+        return True
+    if original.outcome not in _ACCEPTED:
+        return False
+    if resend.status in _ACCEPTED:
+        return True
+    return resend.status == "RJCT" and resend.reason not in ("DUPL", "AM05")
 
 
 @dataclass
@@ -321,22 +345,23 @@ def _caps(directory: Any) -> dict[tuple[str, str], int]:
 
 def _read_answer(job: _Job, status: int, body: bytes) -> dict[str, Ack]:
     """Per end-to-end id, the answer found in the gateway's reply."""
+    sid = job.sender.id
     if status not in (200, 400):
-        return {e: Ack(job.case, status, f"HTTP{status}") for e in job.e2e_ids}
+        return {e: Ack(job.case, status, f"HTTP{status}", None, sid) for e in job.e2e_ids}
     try:
         reports = get_adapter(job.sender.scheme).decode_status_reply(body)
     except AdapterError:
-        return {e: Ack(job.case, status, "UNPARSABLE") for e in job.e2e_ids}
+        return {e: Ack(job.case, status, "UNPARSABLE", None, sid) for e in job.e2e_ids}
     found: dict[str, Ack] = {}
     for r in reports:
         reason = str(r.reason) if r.reason else None
-        ack = Ack(job.case, status, str(r.status), reason)
+        ack = Ack(job.case, status, str(r.status), reason, sid)
         if r.is_group:
             for e in job.e2e_ids:
                 found.setdefault(e, ack)
         elif r.original_end_to_end_id in job.e2e_ids:
             found[r.original_end_to_end_id] = ack
-    return {e: found.get(e, Ack(job.case, status, "MISSING")) for e in job.e2e_ids}
+    return {e: found.get(e, Ack(job.case, status, "MISSING", None, sid)) for e in job.e2e_ids}
 
 
 class _Recorder:
@@ -363,8 +388,7 @@ class _Recorder:
             s.outcomes[ack.outcome] += 1
             s.cases.setdefault(job.case, Counter())[ack.outcome] += 1
             if job.case == "exact_duplicate":
-                original = s.acks.get(e2e)
-                ok = original is not None and original.outcome == ack.outcome
+                ok = resend_answer_ok(s.acks.get(e2e), ack)
             else:
                 ok = ack.outcome in EXPECTED[job.case]
             if not ok:
@@ -388,7 +412,8 @@ async def _send(client: BaygateClient, job: _Job, rec: _Recorder, first: _Job) -
         reply = await client.post_message(job.sender.scheme, job.body)
         status, acks = reply.status, _read_answer(job, reply.status, reply.body)
     except (aiohttp.ClientError, TimeoutError):
-        status, acks = 0, {e: Ack(job.case, 0, "NOANSWER") for e in job.e2e_ids}
+        acks = {e: Ack(job.case, 0, "NOANSWER", None, job.sender.id) for e in job.e2e_ids}
+        status = 0
     rec.latency((loop.time() - sent_at) * 1000)
     rec.record(job, status, acks, first)
     return sent_at
@@ -409,6 +434,26 @@ async def _run_job(
         await asyncio.sleep(gap)
     async with slots:
         await _send(client, job.follow, rec, job)
+
+
+def final_outcomes(
+    summary: DaySummary, book_of: Callable[[str], ProviderBook | None]
+) -> dict[str, Counter[str]]:
+    """Per case, the final status each sender's simulator was told by callback, for the
+    transfers the gateway accepted ("NONE" while no final callback came). `book_of` maps a
+    participant id to its simulator book, e.g. `RunningSimulators.book`."""
+    out: dict[str, Counter[str]] = {}
+    for e2e, ack in summary.acks.items():
+        if ack.status not in _ACCEPTED:
+            continue
+        try:
+            book = book_of(ack.sender)
+        except KeyError:
+            book = None
+        final = book.final_status(e2e) if book is not None else None
+        outcome = "NONE" if final is None else "/".join(str(x) for x in final if x is not None)
+        out.setdefault(ack.case, Counter())[outcome] += 1
+    return out
 
 
 async def run_day(
@@ -526,10 +571,12 @@ def send_file(
 __all__ = [
     "CASES",
     "EXPECTED",
+    "FINAL_EXPECTED",
     "Ack",
     "DaySummary",
     "TrafficPlan",
     "build_message",
+    "final_outcomes",
     "load_keys",
     "run_day",
     "send_file",

@@ -23,12 +23,17 @@ from gateway.sim_messages import (
     payees_from_directory,
     unknown_account_payee,
 )
+from gateway.sim_state import ProviderBook, SimParticipant
 from gateway.traffic import (
     EXIT_LOCAL,
     EXIT_OK,
     EXIT_REFUSED,
+    Ack,
+    DaySummary,
     TrafficPlan,
+    final_outcomes,
     load_keys,
+    resend_answer_ok,
     run_day,
     send_file_async,
 )
@@ -138,3 +143,34 @@ async def test_send_file_returns_the_native_answer_and_exit_codes(tmp_path) -> N
         assert code == EXIT_REFUSED
         code, why = await send_file_async(base, "mo-301", key, "mo-fps", tmp_path / "absent.xml")
         assert code == EXIT_LOCAL and b"absent.xml" in why
+
+
+def test_an_exact_resend_may_see_the_transfer_move_on_but_never_a_duplicate() -> None:
+    accepted = Ack("ok", 200, "ACSP")
+    rejected = Ack("ok", 200, "RJCT", "BE23")
+    assert resend_answer_ok(accepted, Ack("exact_duplicate", 200, "ACSP"))
+    assert resend_answer_ok(accepted, Ack("exact_duplicate", 200, "ACSC"))
+    assert resend_answer_ok(accepted, Ack("exact_duplicate", 200, "RJCT", "AC01"))
+    assert not resend_answer_ok(accepted, Ack("exact_duplicate", 200, "RJCT", "DUPL"))
+    assert not resend_answer_ok(accepted, Ack("exact_duplicate", 0, "NOANSWER"))
+    assert resend_answer_ok(rejected, Ack("exact_duplicate", 200, "RJCT", "BE23"))
+    assert not resend_answer_ok(rejected, Ack("exact_duplicate", 200, "ACSP"))
+    assert not resend_answer_ok(None, Ack("exact_duplicate", 200, "ACSP"))
+
+
+def test_final_outcomes_read_the_senders_callbacks() -> None:
+    summary = DaySummary()
+    summary.acks = {
+        "E1": Ack("ok", 200, "ACSP", None, "hk-801"),
+        "E2": Ack("unknown_account", 200, "ACSP", None, "hk-801"),
+        "E3": Ack("ok", 200, "ACSP", None, "hk-801"),
+        "E4": Ack("unknown_proxy", 200, "RJCT", "BE23", "hk-801"),
+    }
+    book = ProviderBook(SimParticipant("hk-801", "801"))
+    book.record_callback("E1", TxStatus.ACSC, None)
+    book.record_callback("E2", TxStatus.RJCT, Reason.AC01)
+    books = {"hk-801": book}
+    assert final_outcomes(summary, books.__getitem__) == {
+        "ok": Counter({"ACSC": 1, "NONE": 1}),
+        "unknown_account": Counter({"RJCT/AC01": 1}),
+    }
