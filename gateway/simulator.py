@@ -37,12 +37,11 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from adapters import xmlsafe
-from adapters.base import AdapterError, StatusReport
+from adapters.base import AdapterError, DecodedTx, StatusReport
 from adapters.cn_ibps.adapter import CnIbpsAdapter
 from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
 from clearing.model import SCHEMES, TxStatus
-from clearing.reasons import Reason
 from gateway.auth import AuthError, StaticKeyResolver, Verifier
 from gateway.sim_state import (
     Decision,
@@ -213,28 +212,22 @@ def gateway_ids(scheme: str, body: bytes) -> dict[int, str]:
 
 
 def _answer(
-    state: SimulatorState, book: ProviderBook, msg_id: str, tx: Any, gateway_id: str | None
+    state: SimulatorState, book: ProviderBook, msg_id: str, tx: DecodedTx, gateway_id: str | None
 ) -> StatusReport:
     """Decide one transaction (or recall the decision for a copy) and build its report line."""
     book.transactions += 1
-    t = tx.transfer
-    if t is not None and gateway_id is not None:
-        t = t.evolve(id=gateway_id)
-    if t is None or tx.errors:
-        first = tx.errors[0] if tx.errors else None
-        code = getattr(first, "code", None)
-        decision = Decision(
-            TxStatus.RJCT,
-            code if isinstance(code, Reason) else Reason.FF01,
-            getattr(first, "message", "") or "invalid transaction",
-        )
-        return _report(msg_id, tx.end_to_end_id, tx.tx_id, decision, None)
+    if tx.transfer is None:  # the gateway sent something its own adapter refuses
+        first = tx.errors[0]
+        refused = Decision(TxStatus.RJCT, first.code, first.message)
+        return _report(msg_id, tx.end_to_end_id, tx.tx_id, refused, None)
+    t = tx.transfer if gateway_id is None else tx.transfer.evolve(id=gateway_id)
     key = dedupe_key(t)
-    decision = book.recall(key)
-    if decision is None:
+    recalled = book.recall(key)
+    if recalled is None:
         decision = decide(t, book.participant, state.scheme, state.rules, state.rng)
         book.record(key, t, decision)
     else:
+        decision = recalled
         book.duplicates += 1
     return _report(msg_id, t.end_to_end_id, t.tx_id, decision, t.id)
 

@@ -118,6 +118,22 @@ async def test_account_rules_reject_with_their_reasons() -> None:
         assert state.books["hk-802"].distinct == 3
 
 
+async def test_each_transaction_is_answered_and_an_unreadable_one_is_not_applied() -> None:
+    adapter = get_adapter("hk-fps")
+    good = delivery("hk-801", e2e="E-GOOD", amount=Money(4_200, "HKD"))
+    bad = delivery("hk-801", e2e="E-BAD", account="12")  # too short for a Hong Kong account
+    body = adapter.encode_transfers([good, bad], msg_id="GWMSG0007", created_at=WHEN)
+    async with started("hk-fps") as (state, gw):
+        reply = await gw.post("/providers/hk-801/transfers", body)
+        got = {
+            r.original_end_to_end_id: (r.status, r.reason) for r in answers("hk-fps", reply.body)
+        }
+        assert got == {"E-GOOD": (TxStatus.ACSP, None), "E-BAD": (TxStatus.RJCT, Reason.AC01)}
+        book = state.books["hk-801"]
+        assert (book.transactions, book.distinct) == (2, 1)
+        assert book.credited_minor == {"HKD": 4_200}
+
+
 async def test_transfer_for_another_provider_is_rejected_rc10() -> None:
     async with started("hk-fps") as (state, gw):
         t = delivery("hk-801", creditor_agent=agent_of("hk-802"))
