@@ -6,12 +6,13 @@ currency) and the currency's settlement system. From that alone come the small f
 a summary CSV per currency (with a control-total row) and a pacs.009.001.08 per currency
 instructing the settlement system to move each net amount between the participant and
 Baygate's settlement account. The large files, a transfer detail CSV per participant and a
-camt.053.001.08 statement per participant and currency, are fed with committed transfer rows
-in batches (`LegStream.feed`), so their generation holds one batch at a time, never the window.
+camt.053.001.08 statement per participant and currency, are fed with the window's committed
+transfer legs in batches (`WindowStream.feed`): each leg is formatted once for both its sides,
+and generation holds one batch and a short tail per file, never the window.
 
 The statement summary (camt.053 TxsSummry) precedes its entries, so the declared totals must
 include entry counts; the streamed rows are summed again and compared with the declared
-totals (`LegStream.mismatches`): the same fact checked on two paths.
+totals (`WindowStream.mismatches`): the same fact checked on two paths.
 
 The entry and CSV text is produced by string templates rather than an element tree: a window
 of a million transfers is two million entries, and building an element per field costs ten
@@ -435,10 +436,6 @@ def _party_xml(tag: str, name: str, account: str) -> str:
     return out
 
 
-def detail_csv_header() -> bytes:
-    return csv_text([DETAIL_HEADER]).encode()
-
-
 # One search over a row's free-text fields, joined by DEL (outside the class, so a field holding
 # it can only cause a needless careful pass), decides whether the row needs escaping, quoting,
 # a formula guard or an element left out; most rows do not, and take the plain path.
@@ -447,77 +444,144 @@ _CARE = re.compile(
 )
 
 
-class LegStream:
-    """The detail CSV rows and camt.053 statement of one participant in one currency, fed with
-    batches of transfer rows. Holds running sums only; `mismatches` compares them with the
-    declared `PositionTotal` once every row has been fed."""
+def detail_name(participant_id: str) -> str:
+    return f"details/{participant_id}.csv"
+
+
+def statement_name(participant_id: str, currency: str) -> str:
+    return f"camt053/{participant_id}.{currency}.xml"
+
+
+def statement_head(window: Window, total: PositionTotal, generated_at: datetime) -> str:
+    """camt.053 up to its first entry: account, opening (zero) and closing balances, and the
+    transaction summary, all from the declared totals."""
+    t, ccy = total, total.currency
+    p = window.participant(t.participant_id)
+    net = t.net.minor
+    closing = Money(abs(net), ccy).format()
+    ind = "DBIT" if net < 0 else "CRDT"
+    ident = _xml(msg_id(window.window_id, p.id, ccy), 35)
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT053_NS}">'
+        f"<BkToCstmrStmt>\n<GrpHdr><MsgId>{ident}</MsgId>"
+        f"<CreDtTm>{iso(generated_at)}</CreDtTm></GrpHdr>\n"
+        f"<Stmt><Id>{ident}</Id><CreDtTm>{iso(generated_at)}</CreDtTm>"
+        f"<FrToDt><FrDtTm>{iso(window.opened_at)}</FrDtTm><ToDtTm>{iso(window.closed_at)}"
+        f"</ToDtTm></FrToDt><Acct><Id><Othr><Id>{_xml(p.clearing_code + '-' + ccy, 34)}</Id>"
+        f"</Othr></Id><Ccy>{ccy}</Ccy>{_el('Nm', p.name, 70)}<Svcr><FinInstnId>"
+        f"<Nm>{_xml(window.gateway_name, 140)}</Nm></FinInstnId></Svcr></Acct>\n"
+        f"{_balance('OPBD', Money(0, ccy).format(), ccy, 'CRDT', window.opened_at)}\n"
+        f"{_balance('CLBD', closing, ccy, ind, window.closed_at)}\n"
+        f"<TxsSummry><TtlNtries><NbOfNtries>{t.debit_count + t.credit_count}</NbOfNtries>"
+        f"<Sum>{(t.gross_debits + t.gross_credits).format()}</Sum><TtlNetNtry>"
+        f"<Amt>{closing}</Amt><CdtDbtInd>{ind}</CdtDbtInd></TtlNetNtry></TtlNtries>"
+        f"<TtlCdtNtries><NbOfNtries>{t.credit_count}</NbOfNtries>"
+        f"<Sum>{t.gross_credits.format()}</Sum></TtlCdtNtries>"
+        f"<TtlDbtNtries><NbOfNtries>{t.debit_count}</NbOfNtries>"
+        f"<Sum>{t.gross_debits.format()}</Sum></TtlDbtNtries></TxsSummry>\n"
+    )
+
+
+STATEMENT_TAIL = "</Stmt>\n</BkToCstmrStmt></Document>\n"
+
+
+class WindowStream:
+    """The detail CSVs and camt.053 statements of a set of participants, fed once with every
+    transfer leg touching them, in batches.
+
+    Each leg is formatted once and written to both sides (payer: debit, payee: credit) when
+    both belong to the set. Text waits in a short list per file; `feed` names the files whose
+    list reached `chunk_items` and `take` hands their text over, so memory is bounded by files
+    times `chunk_items`, never by the number of transfers. Running sums per participant and
+    currency are compared with the declared totals by `mismatches` once all is fed."""
 
     def __init__(
         self,
         window: Window,
-        total: PositionTotal,
+        participant_ids: Iterable[str],
         masking: Masking,
         generated_at: datetime,
-        agents: dict[str, str] | None = None,
+        chunk_items: int = 32,
     ) -> None:
-        self.window, self.total, self.generated_at = window, total, generated_at
-        self.participant_id, self.currency = total.participant_id, total.currency
+        self.window, self.generated_at, self.chunk_items = window, generated_at, chunk_items
+        self.members = frozenset(participant_ids)
         self._mask_name, self._mask_account = masking.name_fn(), masking.account_fn()
-        self._agents = agents if agents is not None else agents_xml(window)
-        self.sums = [0, 0, 0, 0]  # debits, credits, debit count, credit count (minor units)
+        self._agents = agents_xml(window)
+        self._currencies = set(window.currencies)
+        self.totals = {
+            (t.participant_id, t.currency): t
+            for t in window.totals
+            if t.participant_id in self.members and t.debit_count + t.credit_count
+        }
+        self._sums: dict[str, dict[str, list[int]]] = {c: {} for c in self._currencies}
+        self._csv_key: dict[str, str] = {}
+        self._camt_key: dict[str, dict[str, str]] = {c: {} for c in self._currencies}
+        self._pending: dict[str, list[str]] = {}
+        self.entries = 0  # sides written: a leg inside the set counts twice
+        for pid, ccy in self.totals:
+            self._sums[ccy][pid] = [0, 0, 0, 0]  # debits, credits, debit count, credit count
+            self._csv_key[pid] = detail_name(pid)
+            self._camt_key[ccy][pid] = statement_name(pid, ccy)
+        for key in [
+            *self._csv_key.values(),
+            *(k for d in self._camt_key.values() for k in d.values()),
+        ]:
+            self._pending[key] = []
 
-    def camt_head(self) -> str:
-        w, t, ccy = self.window, self.total, self.currency
-        p = w.participant(self.participant_id)
-        net = t.net.minor
-        closing = Money(abs(net), ccy).format()
-        ind = "DBIT" if net < 0 else "CRDT"
-        ident = msg_id(w.window_id, p.id, ccy)
-        return (
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="{CAMT053_NS}">'
-            f"<BkToCstmrStmt>\n<GrpHdr><MsgId>{_xml(ident, 35)}</MsgId>"
-            f"<CreDtTm>{iso(self.generated_at)}</CreDtTm></GrpHdr>\n"
-            f"<Stmt><Id>{_xml(ident, 35)}</Id><CreDtTm>{iso(self.generated_at)}</CreDtTm>"
-            f"<FrToDt><FrDtTm>{iso(w.opened_at)}</FrDtTm><ToDtTm>{iso(w.closed_at)}</ToDtTm>"
-            f"</FrToDt><Acct><Id><Othr><Id>{_xml(p.clearing_code + '-' + ccy, 34)}</Id></Othr>"
-            f"</Id><Ccy>{ccy}</Ccy>{_el('Nm', p.name, 70)}<Svcr><FinInstnId>"
-            f"<Nm>{_xml(w.gateway_name, 140)}</Nm></FinInstnId></Svcr></Acct>\n"
-            f"{_balance('OPBD', Money(0, ccy).format(), ccy, 'CRDT', w.opened_at)}\n"
-            f"{_balance('CLBD', closing, ccy, ind, w.closed_at)}\n"
-            f"<TxsSummry><TtlNtries><NbOfNtries>{t.debit_count + t.credit_count}</NbOfNtries>"
-            f"<Sum>{(t.gross_debits + t.gross_credits).format()}</Sum><TtlNetNtry>"
-            f"<Amt>{closing}</Amt><CdtDbtInd>{ind}</CdtDbtInd></TtlNetNtry></TtlNtries>"
-            f"<TtlCdtNtries><NbOfNtries>{t.credit_count}</NbOfNtries>"
-            f"<Sum>{t.gross_credits.format()}</Sum></TtlCdtNtries>"
-            f"<TtlDbtNtries><NbOfNtries>{t.debit_count}</NbOfNtries>"
-            f"<Sum>{t.gross_debits.format()}</Sum></TtlDbtNtries></TxsSummry>\n"
+    def heads(self) -> dict[str, str]:
+        """Every file of the set with its opening text, in a stable order."""
+        header = csv_text([DETAIL_HEADER])
+        out = {self._csv_key[pid]: header for pid in sorted(self._csv_key)}
+        for (pid, ccy), t in sorted(self.totals.items()):
+            out[self._camt_key[ccy][pid]] = statement_head(self.window, t, self.generated_at)
+        return out
+
+    def take(self, key: str) -> str:
+        pending = self._pending[key]
+        text = "".join(pending)
+        pending.clear()
+        return text
+
+    def tails(self) -> dict[str, str]:
+        """What is left to write in each file, closing tags included."""
+        out = {key: self.take(key) for key in self._pending}
+        for keys in self._camt_key.values():
+            for key in keys.values():
+                out[key] += STATEMENT_TAIL
+        return out
+
+    def mismatches(self) -> list[str]:
+        out = []
+        names = ("gross debits", "gross credits", "debit count", "credit count")
+        for (pid, ccy), t in sorted(self.totals.items()):
+            declared = (t.gross_debits.minor, t.gross_credits.minor, t.debit_count, t.credit_count)
+            for n, want, got in zip(names, declared, self._sums[ccy][pid], strict=True):
+                if want != got:
+                    out.append(f"{pid} {ccy} {n}: declared {want}, streamed {got}")
+        return out
+
+    def feed(self, rows: Iterable[TransferRow]) -> list[str]:
+        """Format a batch; return the files with a full chunk waiting (see `take`). Raises
+        SettlementInputError on a leg outside the declared totals."""
+        members, agents, chunk, pending = (
+            self.members,
+            self._agents,
+            self.chunk_items,
+            self._pending,
         )
-
-    @staticmethod
-    def camt_tail() -> str:
-        return "</Stmt>\n</BkToCstmrStmt></Document>\n"
-
-    def feed(self, rows: Iterable[TransferRow]) -> tuple[str, str]:
-        """Detail CSV lines and camt.053 entries of one batch. Raises SettlementInputError on a
-        row that is not this participant's, or not in this currency."""
-        pid, ccy, sums = self.participant_id, self.currency, self.sums
-        mask_name, mask_account, agents = self._mask_name, self._mask_account, self._agents
-        lines: list[str] = []
-        entries: list[str] = []
+        mask_name, mask_account = self._mask_name, self._mask_account
+        csv_key, camt_keys, all_sums = self._csv_key, self._camt_key, self._sums
+        ready: list[str] = []
+        entries = 0
         for r in rows:
             amount, payer, payee = r.amount, r.payer_id, r.payee_id
-            if amount.currency != ccy or amount.minor <= 0 or payer == payee:
-                raise SettlementInputError(f"transfer {r.transfer_id}: not a {ccy} leg")
-            if payer == pid:
-                direction, ind, family = "debit", "DBIT", "ICDT"
-                sums[0] += amount.minor
-                sums[2] += 1
-            elif payee == pid:
-                direction, ind, family = "credit", "CRDT", "RCDT"
-                sums[1] += amount.minor
-                sums[3] += 1
-            else:
-                raise SettlementInputError(f"transfer {r.transfer_id} is not {pid}'s")
+            ccy, minor = amount.currency, amount.minor
+            if minor <= 0 or payer == payee or ccy not in all_sums:
+                raise SettlementInputError(f"transfer {r.transfer_id}: not a settled leg")
+            payer_in, payee_in = payer in members, payee in members
+            entries += payer_in + payee_in
+            if not (payer_in or payee_in):
+                raise SettlementInputError(f"transfer {r.transfer_id} is not of this set")
             try:
                 agts = f"<DbtrAgt>{agents[payer]}</DbtrAgt><CdtrAgt>{agents[payee]}</CdtrAgt>"
             except KeyError:
@@ -538,58 +602,76 @@ class LegStream:
                 or len(tid) > 35 or len(e2e) > 35 or len(da) > 34 or len(ca) > 34
                 or len(dn) > 140 or len(cn) > 140 or not tid
             ):  # fmt: skip
-                line, entry = _careful_row(r, direction, amt, committed, dn, da, cn, ca)
-                lines.append(line)
-                entries.append(
-                    f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><Sts><Cd>'
-                    f"BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>{entry[0]}"
-                    f"<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}</Cd><SubFmlyCd>{sub}"
-                    f"</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls>{entry[1]}"
-                    f"<RltdAgts>{agts}</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
+                line_a, line_b, ref, details = _careful_row(r, committed, amt, dn, da, cn, ca)
+            else:
+                line_a = f"{tid},{e2e},{r.created_at.isoformat()},{committed},"
+                line_b = f",{payer},{payee},{amt},{ccy},{src},{dst},{dn},{da},{cn},{ca}\n"
+                ref = f"<AcctSvcrRef>{tid}</AcctSvcrRef>"
+                details = (
+                    f"<Refs><EndToEndId>{e2e}</EndToEndId><TxId>{tid}</TxId></Refs><RltdPties>"
+                    f"<Dbtr><Pty><Nm>{dn}</Nm></Pty></Dbtr><DbtrAcct><Id><Othr><Id>{da}</Id>"
+                    f"</Othr></Id></DbtrAcct><Cdtr><Pty><Nm>{cn}</Nm></Pty></Cdtr><CdtrAcct><Id>"
+                    f"<Othr><Id>{ca}</Id></Othr></Id></CdtrAcct></RltdPties>"
                 )
-                continue
-            lines.append(
-                f"{tid},{e2e},{r.created_at.isoformat()},{committed},{direction},{payer},"
-                f"{payee},{amt},{ccy},{src},{dst},{dn},{da},{cn},{ca}\n"
+            head = f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>'
+            mid = (
+                f"</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>"
+                f"{ref}<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>"
             )
-            entries.append(
-                f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>{ind}</CdtDbtInd><Sts><Cd>BOOK'
-                f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><AcctSvcrRef>{tid}"
-                f"</AcctSvcrRef><BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>{family}</Cd><SubFmlyCd>"
-                f"{sub}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls><Refs><EndToEndId>"
-                f"{e2e}</EndToEndId><TxId>{tid}</TxId></Refs><RltdPties><Dbtr><Pty><Nm>{dn}"
-                f"</Nm></Pty></Dbtr><DbtrAcct><Id><Othr><Id>{da}</Id></Othr></Id></DbtrAcct>"
-                f"<Cdtr><Pty><Nm>{cn}</Nm></Pty></Cdtr><CdtrAcct><Id><Othr><Id>{ca}</Id></Othr>"
-                f"</Id></CdtrAcct></RltdPties><RltdAgts>{agts}</RltdAgts></TxDtls></NtryDtls>"
-                f"</Ntry>\n"
+            tail = (
+                f"</Cd><SubFmlyCd>{sub}</SubFmlyCd></Fmly></Domn></BkTxCd><NtryDtls><TxDtls>"
+                f"{details}<RltdAgts>{agts}</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
             )
-        return "".join(lines), "".join(entries)
-
-    def mismatches(self) -> list[str]:
-        t = self.total
-        declared = (t.gross_debits.minor, t.gross_credits.minor, t.debit_count, t.credit_count)
-        names = ("gross debits", "gross credits", "debit count", "credit count")
-        return [
-            f"{self.participant_id} {self.currency} {n}: declared {want}, streamed {got}"
-            for n, want, got in zip(names, declared, self.sums, strict=True)
-            if want != got
-        ]
+            sums, camt_key = all_sums[ccy], camt_keys[ccy]
+            try:
+                if payer_in:
+                    s = sums[payer]
+                    s[0] += minor
+                    s[2] += 1
+                    for key, text in (
+                        (csv_key[payer], line_a + "debit" + line_b),
+                        (camt_key[payer], head + "DBIT" + mid + "ICDT" + tail),
+                    ):
+                        waiting = pending[key]
+                        waiting.append(text)
+                        if len(waiting) == chunk:
+                            ready.append(key)
+                if payee_in:
+                    s = sums[payee]
+                    s[1] += minor
+                    s[3] += 1
+                    for key, text in (
+                        (csv_key[payee], line_a + "credit" + line_b),
+                        (camt_key[payee], head + "CRDT" + mid + "RCDT" + tail),
+                    ):
+                        waiting = pending[key]
+                        waiting.append(text)
+                        if len(waiting) == chunk:
+                            ready.append(key)
+            except KeyError:
+                raise SettlementInputError(
+                    f"transfer {r.transfer_id}: {ccy} leg of a participant without {ccy} totals"
+                ) from None
+        self.entries += entries
+        return ready
 
 
 def _careful_row(
-    r: TransferRow, direction: str, amt: str, committed: str, dn: str, da: str, cn: str, ca: str
-) -> tuple[str, tuple[str, str]]:
-    """The CSV line and entry parts of a row whose text needs escaping, quoting or trimming."""
-    line = csv_text(
-        [(_cell(r.transfer_id), _cell(r.end_to_end_id), r.created_at.isoformat(), committed,
-          direction, r.payer_id, r.payee_id, amt, r.amount.currency, _cell(r.source_scheme),
+    r: TransferRow, committed: str, amt: str, dn: str, da: str, cn: str, ca: str
+) -> tuple[str, str, str, str]:
+    """The CSV halves and entry parts of a leg whose text needs escaping, quoting or trimming."""
+    a = csv_text(
+        [(_cell(r.transfer_id), _cell(r.end_to_end_id), r.created_at.isoformat(), committed)]
+    )
+    b = csv_text(
+        [(r.payer_id, r.payee_id, amt, r.amount.currency, _cell(r.source_scheme),
           _cell(r.destination_scheme), _cell(dn), _cell(da), _cell(cn), _cell(ca))]
     )  # fmt: skip
     ref = _xml(ref35(r.transfer_id), 35)
     acct_ref = f"<AcctSvcrRef>{ref}</AcctSvcrRef>" if ref else ""
     refs = f"<Refs>{_el('EndToEndId', r.end_to_end_id, 35)}{_el('TxId', ref, 35)}</Refs>"
     parties = f"<RltdPties>{_party_xml('Dbtr', dn, da)}{_party_xml('Cdtr', cn, ca)}</RltdPties>"
-    return line, (acct_ref, refs + parties)
+    return a[:-1] + ",", "," + b, acct_ref, refs + parties
 
 
 def _balance(code: str, amount: str, ccy: str, ind: str, at: datetime) -> str:

@@ -8,11 +8,11 @@ Layout of `<dest>/` (by default `$BAYGATE_DATA_DIR/settlements/<window id>/`):
     camt053/<participant>.<CCY>.xml   statement (camt.053.001.08)
     manifest.json                SHA-256 and size of every file, control totals, signature
 
-Transfer rows come from `rows_for(participant_id, currency)`, an async iterator of batches,
-one participant and currency at a time: a transfer touches two participants' files, and a
-single stream in commit order would need every participant's files open at once (thousands
-of descriptors). Asked per participant, the source (an indexed query) is read twice in total
-and at most two files are open. Memory holds one batch.
+Transfer legs come from `rows_for(participant_ids)`, an async iterator of batches of every
+committed leg of the window touching those participants, each once. Each leg is formatted
+once and appended to its payer's and payee's files, so every participant's files are open
+together; when the descriptor limit cannot hold them all, participants are taken in groups
+and the source is asked once per group. Memory holds one batch and a short chunk per file.
 
 Files are written into a hidden sibling folder and renamed into place once the manifest is
 signed, so a reader never sees a half-written settlement; an existing destination is refused.
@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +50,14 @@ BATCH_ROWS_MAX = 100_000
 WRITE_BUFFER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 FSYNC_THREADS = 4
+OPEN_THREADS = 8
+FILES_OPEN_MAX = 16_384
+FILES_OPEN_MIN = 8
+FD_RESERVE = 256  # descriptors left for the database pool, logs and the server
 
-RowSource = Callable[[str, str], AsyncIterator[Sequence[sf.TransferRow]]]
+# Every committed transfer leg of the window whose payer or payee is in the set, each once,
+# in batches (commit order reads best). Asked once per group of participants: usually once.
+RowSource = Callable[[frozenset[str]], AsyncIterator[Sequence[sf.TransferRow]]]
 Progress = Callable[[int, int], None]  # (entries written, entries expected)
 
 
@@ -80,27 +87,30 @@ def default_window_dir(data_dir: Path, window_id: str) -> Path:
 
 
 class _Out:
-    """A file being written, hashed on the way. Not fsynced here: `_fsync_files` does all of
-    them at the end, when the kernel has already written most pages back in the background,
-    instead of waiting for the disk once per file while formatting."""
+    """A file being written in chunks, hashed on the way. Unbuffered: chunks are already tens of
+    kilobytes, and thousands of files are open at once. Not fsynced here: `_fsync_files` does
+    them all at the end, when the kernel has written most pages back in the background."""
 
     def __init__(self, root: Path, rel: str, data: bytes = b"") -> None:
         self.rel = rel
         path = root / rel
         path.parent.mkdir(exist_ok=True)
-        self._f = open(path, "xb", buffering=WRITE_BUFFER_BYTES)
+        self._f = open(path, "xb", buffering=0)
         self._hash = hashlib.sha256()
+        self._size_bytes = 0
         self.write(data)
 
     def write(self, data: bytes) -> None:
         self._hash.update(data)
-        self._f.write(data)
+        view = memoryview(data)
+        while view:
+            view = view[self._f.write(view) :]
+        self._size_bytes += len(data)
 
     def close(self, files: dict[str, dict[str, Any]], data: bytes = b"") -> None:
         self.write(data)
-        size = self._f.tell()
         self._f.close()
-        files[self.rel] = {"sha256": self._hash.hexdigest(), "size_bytes": size}
+        files[self.rel] = {"sha256": self._hash.hexdigest(), "size_bytes": self._size_bytes}
 
     def abandon(self) -> None:
         self._f.close()
@@ -176,40 +186,75 @@ async def _write_participant_files(
     generated_at: datetime,
     progress: Progress | None,
 ) -> int:
-    by_participant: dict[str, list[sf.PositionTotal]] = {}
-    for t in sorted(window.totals, key=lambda t: (t.participant_id, t.currency)):
-        if t.debit_count + t.credit_count:
-            by_participant.setdefault(t.participant_id, []).append(t)
     expected = sum(t.debit_count + t.credit_count for t in window.totals)
-    agents = sf.agents_xml(window)
     done = 0
-    for pid, totals in by_participant.items():
-        detail = _Out(root, f"details/{pid}.csv", sf.detail_csv_header())
+    for group in _participant_groups(window, _files_open_budget()):
+        stream = sf.WindowStream(window, group, masking, generated_at)
+        outs = await asyncio.to_thread(_open_all, root, stream.heads())
         try:
-            for total in totals:
-                leg = sf.LegStream(window, total, masking, generated_at, agents)
-                camt = _Out(root, f"camt053/{pid}.{total.currency}.xml", leg.camt_head().encode())
-                try:
-                    async for batch in rows_for(pid, total.currency):
-                        if len(batch) > BATCH_ROWS_MAX:
-                            raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
-                        lines, entries = leg.feed(batch)
-                        detail.write(lines.encode())
-                        camt.write(entries.encode())
-                        done += len(batch)
-                        if progress is not None:
-                            progress(done, expected)
-                    if problems := leg.mismatches():
-                        raise sf.SettlementInputError("; ".join(problems))
-                except BaseException:
-                    camt.abandon()
-                    raise
-                camt.close(files, leg.camt_tail().encode())
-        except BaseException:
-            detail.abandon()
-            raise
-        detail.close(files)
+            async for batch in rows_for(stream.members):
+                if len(batch) > BATCH_ROWS_MAX:
+                    raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
+                for rel in stream.feed(batch):
+                    outs[rel].write(stream.take(rel).encode())
+                if progress is not None:
+                    progress(done + stream.entries, expected)
+            if problems := stream.mismatches():
+                raise sf.SettlementInputError("; ".join(problems[:20]))
+            for rel, text in stream.tails().items():
+                outs.pop(rel).close(files, text.encode())
+        finally:
+            for out in outs.values():
+                out.abandon()
+        done += stream.entries
     return done
+
+
+def _open_all(root: Path, heads: dict[str, str]) -> dict[str, _Out]:
+    """Create a group's files with their opening text. File creation waits on the journal
+    more than on the CPU, so a few threads overlap the waits."""
+    with ThreadPoolExecutor(max_workers=OPEN_THREADS) as pool:
+        futures = {rel: pool.submit(_Out, root, rel, head.encode()) for rel, head in heads.items()}
+    outs = {rel: f.result() for rel, f in futures.items() if f.exception() is None}
+    failed = [f.exception() for f in futures.values() if f.exception() is not None]
+    if failed:
+        for out in outs.values():
+            out.abandon()
+        raise failed[0]  # type: ignore[misc]
+    return outs
+
+
+def _participant_groups(window: sf.Window, files_max: int) -> list[list[str]]:
+    """Participants with transfers, in groups whose files can all be open at once: one pass
+    over the source per group, a single pass whenever the descriptor limit allows."""
+    files: dict[str, int] = {}
+    for t in window.totals:
+        if t.debit_count + t.credit_count:
+            files[t.participant_id] = files.get(t.participant_id, 1) + 1
+    groups: list[list[str]] = [[]]
+    used = 0
+    for pid in sorted(files):
+        if groups[-1] and used + files[pid] > files_max:
+            groups.append([])
+            used = 0
+        groups[-1].append(pid)
+        used += files[pid]
+    return [g for g in groups if g]
+
+
+def _files_open_budget() -> int:
+    """How many files an export may hold open: up to FILES_OPEN_MAX, within RLIMIT_NOFILE,
+    whose soft limit is raised towards the hard one first (as the Go runtime does)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = FILES_OPEN_MAX + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < want:
+        raised = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY:
+        return FILES_OPEN_MAX
+    return max(FILES_OPEN_MIN, min(FILES_OPEN_MAX, soft - FD_RESERVE))
 
 
 def _fsync_files(root: Path, rels: list[str]) -> None:

@@ -120,10 +120,10 @@ def row(
 
 
 def source(rows: Sequence[TransferRow], batch_max: int = 3):
-    """rows_for(participant, currency) over an in-memory list, in small batches."""
+    """rows_for(participant_ids) over an in-memory list, in small batches."""
 
-    async def rows_for(pid: str, ccy: str) -> AsyncIterator[list[TransferRow]]:
-        mine = [r for r in rows if r.amount.currency == ccy and pid in (r.payer_id, r.payee_id)]
+    async def rows_for(members: frozenset[str]) -> AsyncIterator[list[TransferRow]]:
+        mine = [r for r in rows if r.payer_id in members or r.payee_id in members]
         for i in range(0, len(mine), batch_max):
             yield mine[i : i + batch_max]
 

@@ -131,14 +131,10 @@ def test_row_of_another_currency_is_refused(key, tmp_path) -> None:
     parts, rows = _small()
     window = f.window_of(parts, rows)
 
-    async def wrong(pid: str, ccy: str):
-        yield [
-            r._replace(amount=Money(r.amount.minor, "USD"))
-            for r in rows
-            if pid in (r.payer_id, r.payee_id)
-        ]
+    async def wrong(members: frozenset[str]):
+        yield [r._replace(amount=Money(r.amount.minor, "USD")) for r in rows]
 
-    with pytest.raises(sf.SettlementInputError, match="not a"):
+    with pytest.raises(sf.SettlementInputError, match="not a settled leg"):
         asyncio.run(export_window(window, wrong, tmp_path / "w", key=key))
     assert list(tmp_path.iterdir()) == []
 
@@ -197,3 +193,51 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(key, tmp_path) -> No
     detail = (tmp_path / "w" / "details" / "bank-a.csv").read_text()
     assert "'=HYPERLINK(1)" in summary and ",=HYPERLINK" not in summary
     assert ",'=1+1," in detail
+
+
+def test_export_in_groups_writes_the_same_files_as_one_pass(key, tmp_path, monkeypatch) -> None:
+    """When the descriptor limit cannot hold every participant's files, participants are
+    taken in groups, one pass over the source each; the files must not change."""
+    from gateway import settlement_export
+
+    parts, rows = _small()
+    window = f.window_of(parts, rows)
+    one = f.export(window, rows, tmp_path / "one", key)
+    passes: list[frozenset[str]] = []
+    inner = f.source(rows)
+
+    def counting(members: frozenset[str]):
+        passes.append(members)
+        return inner(members)
+
+    monkeypatch.setattr(settlement_export, "_files_open_budget", lambda: 4)
+    grouped = asyncio.run(
+        export_window(window, counting, tmp_path / "grouped", key=key, now=lambda: f.GENERATED)
+    )
+    assert len(passes) > 1
+    assert frozenset().union(*passes) == {p.id for p in parts}
+    assert sum(len(m) for m in passes) == len(parts)
+    assert grouped.manifest["files"] == one.manifest["files"]
+    assert verify_settlement_dir(tmp_path / "grouped", key.public_key()) == []
+
+
+def test_leg_outside_the_requested_participants_is_refused(key, tmp_path) -> None:
+    parts, rows = _small()
+    window = f.window_of(parts, rows)
+    stranger = f.row(99, "bank-x", "bank-y", 100)
+
+    async def leaky(members: frozenset[str]):
+        yield [*rows, stranger]
+
+    with pytest.raises(sf.SettlementInputError, match="not of this set"):
+        asyncio.run(export_window(window, leaky, tmp_path / "w", key=key))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leg_in_a_currency_without_declared_totals_is_refused(key, tmp_path) -> None:
+    parts = f.participants(3)
+    rows = [f.row(0, parts[0].id, parts[1].id, 100, "HKD")]
+    window = f.window_of(parts, rows)
+    extra = f.row(1, parts[0].id, parts[2].id, 100, "CNY")
+    with pytest.raises(sf.SettlementInputError, match="without CNY totals"):
+        f.export(window, [*rows, extra], tmp_path / "w", key)
