@@ -121,42 +121,75 @@ class AuditEvent:
 
 
 def _check_text(value: Any, path: str) -> None:
+    problem = _text_problem(value)
+    if problem is not None:
+        raise AuditError(f"{path}: {problem}")
+
+
+def _text_problem(value: Any) -> str | None:
     if not isinstance(value, str):
-        raise AuditError(f"{path}: expected a string, got {type(value).__name__}")
+        return f"expected a string, got {type(value).__name__}"
     if "\x00" in value:
-        raise AuditError(f"{path}: NUL characters cannot be stored")
+        return "NUL characters cannot be stored"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise AuditError(f"{path}: not valid Unicode (lone surrogate)") from None
+        return "not valid Unicode (lone surrogate)"
+    return None
 
 
 def _check_value(value: Any, path: str, depth: int) -> None:
-    """JSON without floats, bounded depth and integer size: what survives JSONB unchanged."""
+    problem = _value_problem(value, depth)
+    if problem is not None:
+        where, text = problem
+        raise AuditError(f"{path}{where}: {text}")
+
+
+def _str_problem(value: str) -> tuple[str, str] | None:
+    problem = _text_problem(value)
+    return None if problem is None else ("", problem)
+
+
+def _value_problem(value: Any, depth: int) -> tuple[str, str] | None:
+    """JSON without floats, bounded depth and integer size: what survives JSONB unchanged.
+    Returns (path below `value`, what is wrong); paths are spelled only on the way out of a
+    failure, so that a valid record costs no string building."""
     if depth > DATA_DEPTH_MAX:
-        raise AuditError(f"{path}: nested deeper than {DATA_DEPTH_MAX}")
+        return "", f"nested deeper than {DATA_DEPTH_MAX}"
+    kind = type(value)  # exact types first: most values are plain str and int
+    if kind is str:
+        return None if "\x00" not in value and value.isascii() else _str_problem(value)
+    if kind is int:
+        return (
+            None
+            if -INT_ABS_MAX <= value <= INT_ABS_MAX
+            else ("", "integer outside the 64-bit range")
+        )
     if value is None or isinstance(value, bool):
-        return
+        return None
     if isinstance(value, int):
-        if abs(value) > INT_ABS_MAX:
-            raise AuditError(f"{path}: integer outside the 64-bit range")
-        return
+        return None if abs(value) <= INT_ABS_MAX else ("", "integer outside the 64-bit range")
     if isinstance(value, str):
-        _check_text(value, path)
-        return
-    if isinstance(value, Mapping):
+        return _str_problem(value)
+    if isinstance(value, dict | Mapping):
         for key, item in value.items():
-            _check_text(key, f"{path} key")
-            _check_value(item, f"{path}.{key}", depth + 1)
-        return
+            problem = _text_problem(key)
+            if problem is not None:
+                return f" key {key!r}", problem
+            below = _value_problem(item, depth + 1)
+            if below is not None:
+                return f".{key}{below[0]}", below[1]
+        return None
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            _check_value(item, f"{path}[{i}]", depth + 1)
-        return
+            below = _value_problem(item, depth + 1)
+            if below is not None:
+                return f"[{i}]{below[0]}", below[1]
+        return None
     hint = (
         " (money is int minor units, rates are decimal strings)" if isinstance(value, float) else ""
     )
-    raise AuditError(f"{path}: {type(value).__name__} is not allowed in audit data{hint}")
+    return "", f"{type(value).__name__} is not allowed in audit data{hint}"
 
 
 def canonical_json(value: Any) -> str:

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clearing.model import TransferState
 from gateway.audit import (
     DATA_BYTES_MAX,
     AuditError,
@@ -43,7 +44,8 @@ def test_the_same_instant_in_any_zone_hashes_alike_and_another_instant_does_not(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"data": {"amount": 12.5}}, "float is not allowed"),
+        ({"data": {"amount": 12.5}}, "data.amount: float is not allowed"),
+        ({"data": {"legs": [1, {"rate": 7.1}]}}, r"data.legs\[1\].rate: float"),
         ({"data": {"rate": __import__("decimal").Decimal("7.1")}}, "Decimal is not allowed"),
         ({"data": {"n": 2**63}}, "64-bit"),
         ({"data": {"s": "a\x00b"}}, "NUL"),
@@ -62,6 +64,11 @@ def test_events_that_would_not_survive_the_round_trip_are_refused(kwargs, messag
     base = {"kind": "transfer.state", "subject": "T1", "at": AT, "data": {}}
     with pytest.raises(AuditError, match=message):
         AuditEvent(**(base | kwargs))
+
+
+def test_enum_states_are_journaled_as_their_codes() -> None:
+    e = AuditEvent("transfer.state", "T1", AT, {"state": TransferState.RESERVED, "n": 3})
+    assert e.data_json == '{"n":3,"state":"RESERVED"}'
 
 
 def test_data_is_captured_when_the_event_is_made() -> None:
