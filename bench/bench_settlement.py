@@ -83,26 +83,30 @@ def _window(n: int, p: int):
 
 
 def _source(n: int, p: int):
+    """Rows shaped as a database cursor would yield them: new strings, datetimes and Money."""
     from clearing.money import Money
     from clearing.settlement_files import TransferRow
 
-    def make(i: int, a: int, b: int, ccy: str) -> TransferRow:
-        at = OPENED + timedelta(microseconds=i * 7000)
-        return TransferRow(
-            f"t{i:012d}", f"E2E{i:012d}", at, at + timedelta(milliseconds=40),
-            f"p{a:04d}", f"p{b:04d}", Money(_minor(i), ccy), SCHEMES[a % 3], SCHEMES[b % 3],
-            NAMES[i % 5], f"012-{i:09d}", NAMES[(i + 2) % 5], f"6222{i:012d}",
-        )  # fmt: skip
+    step, latency = timedelta(microseconds=7000), timedelta(milliseconds=40)
+    ids = [f"p{q:04d}" for q in range(p)]
+    schemes = [SCHEMES[q % 3] for q in range(p)]
 
     async def rows_for(members: frozenset[str]) -> AsyncIterator[list[TransferRow]]:
-        ids = [f"p{q:04d}" for q in range(p)]
         wanted = [ids[q] in members for q in range(p)]
         batch: list[TransferRow] = []
+        at = OPENED
         for i in range(n):
             k, a = divmod(i, p)
             b = _payee(a, k, p)
+            at += step
             if wanted[a] or wanted[b]:
-                batch.append(make(i, a, b, CURRENCIES[k % 3]))
+                digits = f"{i:012d}"
+                row = TransferRow(
+                    "t" + digits, "E2E" + digits, at, at + latency, ids[a], ids[b],
+                    Money(_minor(i), CURRENCIES[k % 3]), schemes[a], schemes[b],
+                    NAMES[i % 5], "012-" + digits[3:], NAMES[(i + 2) % 5], "6222" + digits,
+                )  # fmt: skip
+                batch.append(row)
                 if len(batch) >= BATCH_ROWS:
                     yield batch
                     batch = []

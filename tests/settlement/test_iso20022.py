@@ -112,7 +112,7 @@ def test_statement_of_a_plain_window_is_valid_and_carries_references(key, tmp_pa
     path = tmp_path / "w" / "camt053" / f"{parts[0].id}.HKD.xml"
     f.schema("camt.053.001.08.xsd").validate(str(path))
     doc = etree.parse(str(path))
-    refs = doc.findall(".//c:Ntry/c:AcctSvcrRef", NS_C)
+    refs = doc.findall(".//c:Ntry//c:Refs/c:TxId", NS_C)
     assert "3f2b8c1e9a4d4e6f8b7a1c2d3e4f5a6b" in {r.text for r in refs}
     assert "E2E-long-uuid" in {e.text for e in doc.findall(".//c:EndToEndId", NS_C)}
     detail = (tmp_path / "w" / "details" / f"{parts[0].id}.csv").read_text()
