@@ -20,7 +20,9 @@ from __future__ import annotations
 import random
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
 
 from clearing.model import Transfer, TxStatus
 from clearing.money import Money
@@ -70,6 +72,40 @@ class SimRules:
             raise ValueError("delays must not be negative")
         if self.records_max < 1 or self.callbacks_max < 1 or self.body_bytes_max < 1:
             raise ValueError("limits must be positive")
+
+
+def rules_to_dict(rules: SimRules) -> dict[str, Any]:
+    """JSON-ready form of the rules (sets as sorted lists, enums as codes)."""
+    out: dict[str, Any] = {}
+    for f in fields(rules):
+        value = getattr(rules, f.name)
+        if isinstance(value, frozenset | tuple):
+            value = sorted(value) if isinstance(value, frozenset) else list(value)
+        elif isinstance(value, StrEnum):
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def rules_from_dict(data: Mapping[str, Any]) -> SimRules:
+    """The inverse of `rules_to_dict`; unknown keys are refused."""
+    known = {f.name: f for f in fields(SimRules)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown rule(s) {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(SimRules(), name)
+        if isinstance(default, frozenset):
+            value = frozenset(value)
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        elif isinstance(default, Reason):
+            value = Reason(value)
+        elif isinstance(default, TxStatus):
+            value = TxStatus(value)
+        kwargs[name] = value
+    return SimRules(**kwargs)
 
 
 @dataclass(frozen=True, slots=True)

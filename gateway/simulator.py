@@ -7,8 +7,10 @@ One aiohttp app per scheme hosts any number of participants of that scheme:
                                     report in the same format (ACSP/ACCP accept, RJCT + reason)
   POST /providers/{pid}/status      a status report about a transfer {pid} sent; answered 200
 
-The same routes are also served under /deliveries/{pid}/..., the form the sample directory
-uses for endpoint_url. Every request must be signed by the gateway (RFC 9421, key id
+The same routes are also served under /deliveries/{pid}/.... GET /_sim/summary and
+GET /_sim/final/{pid} show the books (counters; final callbacks per end-to-end id) to a
+harness that runs the simulators in another process (gateway.sim_process); they change
+nothing and carry no payment data beyond ids and statuses. Every request must be signed by the gateway (RFC 9421, key id
 "baygate"); anything else is refused 401 before the body is looked at.
 
 Behaviour is set by `SimRules` (gateway.sim_state): unknown and closed accounts, random
@@ -112,6 +114,8 @@ def create_simulator_app(
     for prefix in PATH_PREFIXES:
         app.router.add_post(f"/{prefix}/{{pid}}/transfers", _transfers)
         app.router.add_post(f"/{prefix}/{{pid}}/status", _status)
+    app.router.add_get("/_sim/summary", _summary)
+    app.router.add_get("/_sim/final/{pid}", _finals)
 
     async def on_shutdown(app: web.Application) -> None:
         app[_SIM_RUNTIME].stopping.set()  # release held requests
@@ -265,6 +269,20 @@ async def _status(request: web.Request) -> web.StreamResponse:
         if r.original_end_to_end_id:
             book.record_callback(r.original_end_to_end_id, r.status, r.reason)
     return web.Response(status=200, text="ok")
+
+
+async def _summary(request: web.Request) -> web.Response:
+    """The books' counters, for a harness that runs the simulators in another process."""
+    return web.json_response(request.app[SIM_STATE].summary())
+
+
+async def _finals(request: web.Request) -> web.Response:
+    """End-to-end id -> [status, reason] of the first final callback, for one participant."""
+    book = request.app[SIM_STATE].book(request.match_info["pid"])
+    if book is None:
+        return _problem(404, "Not Found", f"no simulated participant {request.match_info['pid']}")
+    finals = {e2e: book.final_status(e2e) for e2e in book.callbacks}
+    return web.json_response({e: list(f) for e, f in finals.items() if f is not None})
 
 
 # --- running the three scheme simulators ----------------------------------------------------
