@@ -57,10 +57,10 @@ PROBLEMS_MAX = 100
 VERIFY_BATCH_ROWS_MAX = 100_000
 CLI_CONNECT_TIMEOUT_S = 10.0
 
-_KIND_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_KIND_RE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _KIND_CHARS_MAX = 64
-_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
-_SEQ_RE = re.compile(r"^[0-9]{1,19}$")
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_SEQ_RE = re.compile(r"[0-9]{1,19}")
 
 
 class AuditError(Exception):
@@ -82,7 +82,7 @@ class ChainHead:
     @classmethod
     def parse(cls, text: str) -> ChainHead:
         seq, sep, digest = text.strip().partition(":")
-        if not sep or _SEQ_RE.match(seq) is None or _HEX64_RE.match(digest) is None:
+        if not sep or _SEQ_RE.fullmatch(seq) is None or _HEX64_RE.fullmatch(digest) is None:
             raise ValueError(f"chain head {text!r} is not <seq>:<64 hex digits>")
         return cls(int(seq), digest)
 
@@ -104,13 +104,17 @@ class AuditEvent:
     def __post_init__(self) -> None:
         if not isinstance(self.kind, str) or len(self.kind) > _KIND_CHARS_MAX:
             raise AuditError(f"kind {self.kind!r} must be a short dotted name")
-        if _KIND_RE.match(self.kind) is None:
+        if _KIND_RE.fullmatch(self.kind) is None:
             raise AuditError(f"kind {self.kind!r} must look like 'transfer.state'")
         _check_text(self.subject, "subject")
         if not 1 <= len(self.subject) <= SUBJECT_CHARS_MAX:
             raise AuditError(f"subject must have 1 to {SUBJECT_CHARS_MAX} characters")
         if not isinstance(self.at, datetime) or self.at.utcoffset() is None:
             raise AuditError("at must be a timezone-aware datetime")
+        try:
+            at_text(self.at)
+        except OverflowError:
+            raise AuditError(f"at {self.at} is out of range in UTC") from None
         if not isinstance(self.data, Mapping):
             raise AuditError("data must be a mapping")
         _check_value(self.data, "data", 0)

@@ -56,6 +56,8 @@ def test_the_same_instant_in_any_zone_hashes_alike_and_another_instant_does_not(
         ({"at": datetime(2025, 7, 1, 9, 30)}, "timezone-aware"),
         ({"kind": "Transfer State"}, "look like"),
         ({"kind": "transfer"}, "look like"),
+        ({"kind": "transfer.state\n"}, "look like"),
+        ({"at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8)))}, "out of range"),
         ({"subject": ""}, "1 to 128"),
         ({"subject": "x" * 129}, "1 to 128"),
     ],
@@ -86,6 +88,7 @@ def test_chain_head_text_round_trips_and_rejects_garbage() -> None:
         "x:" + "ab" * 32,
         "42:" + "AB" * 32,
         "42:abc",
+        "42\n:" + "ab" * 32,
         "-1:" + "ab" * 32,
         "²:" + "ab" * 32,
     ]:
