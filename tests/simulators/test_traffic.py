@@ -10,11 +10,12 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.identifiers import party_id_error
+from adapters.identifiers import account_error, party_id_error, proxy_error
 from adapters.registry import get_adapter
 from clearing.model import PartyIdType, TxStatus
 from clearing.money import Money
 from clearing.reasons import Reason
+from gateway import sim_people as people
 from gateway.sim_messages import (
     as_sender,
     build_message,
@@ -174,3 +175,17 @@ def test_final_outcomes_read_the_senders_callbacks() -> None:
         "ok": Counter({"ACSC": 1, "NONE": 1}),
         "unknown_account": Counter({"RJCT/AC01": 1}),
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**64), st.sampled_from(["hk-fps", "cn-ibps", "mo-fps"]))
+def test_generated_identities_pass_the_adapters_checks(seed: int, scheme: str) -> None:
+    rng = random.Random(seed)
+    party = people.debtor(rng, scheme, company_ratio=0.5)
+    assert party.id is not None
+    assert party_id_error(party.id.type, party.id.value) is None
+    proxy = people.random_proxy(rng, scheme)
+    assert proxy_error(proxy.type, proxy.value) is None
+    code = BY_ID[{"hk-fps": "hk-801", "cn-ibps": "cn-pearl", "mo-fps": "mo-301"}[scheme]]
+    number = people.account_number(rng, scheme, code.clearing_code)
+    assert account_error(code.clearing_system, number) is None
