@@ -18,11 +18,14 @@ from clearing.money import Money, MoneyError
 from clearing.reasons import Reason, Rejection
 
 DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?$", re.ASCII
 )
-NBOFTXS_RE = re.compile(r"^\d{1,15}$")
-UUID4_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$")
-RATE_RE = re.compile(r"^(?=[\d.]{1,12}$)\d{1,11}(?:\.\d{1,10})?$")
+NBOFTXS_RE = re.compile(r"^\d{1,15}$", re.ASCII)
+UUID4_RE = re.compile(
+    r"^[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}$", re.ASCII
+)
+RATE_RE = re.compile(r"^(?=[\d.]{1,12}$)\d{1,11}(?:\.\d{1,10})?$", re.ASCII)
+DECIMAL_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)  # what an amount may look like
 PROXY_ID_LENGTH_MAX = 2048
 AMOUNT_TEXT_LENGTH_MAX = 40
 NOT_PROVIDED = "NOTPROVIDED"  # account Id placeholder when only a proxy is known
@@ -62,7 +65,7 @@ def text_field(
 
 def iso_datetime(value: str | None, where: str, probs: Problems) -> datetime | None:
     """xs:dateTime in extended form, at most microseconds, offset optional (kept as sent)."""
-    if value is None or not DATETIME_RE.match(value.strip()):
+    if value is None or not DATETIME_RE.fullmatch(value.strip()):
         probs.add(Reason.FF01, where, "must be an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss[offset])")
         return None
     try:
@@ -74,7 +77,7 @@ def iso_datetime(value: str | None, where: str, probs: Problems) -> datetime | N
 
 def count(value: str | None, actual: int, where: str, probs: Problems) -> None:
     """NbOfTxs must be given and equal the number of transactions in the message."""
-    if value is None or not NBOFTXS_RE.match(value.strip()):
+    if value is None or not NBOFTXS_RE.fullmatch(value.strip()):
         probs.add(Reason.FF01, where, "NbOfTxs is required (up to 15 digits)")
     elif int(value) != actual:
         probs.add(Reason.FF01, where, f"NbOfTxs is {int(value)} but the message holds {actual}")
@@ -107,6 +110,9 @@ def amount(
             Reason.AM03, f"{where}/@Ccy", f"currency {currency[:8]!r} is not carried ({allowed})"
         )
         return None
+    if not DECIMAL_RE.fullmatch(value.strip()):
+        probs.add(Reason.AM12, where, "amount must be a decimal number in ASCII digits")
+        return None
     try:
         return Money.parse(value, currency, allow_zero=False)
     except MoneyError as exc:
@@ -118,7 +124,7 @@ def exchange_rate(value: str | None, where: str, probs: Problems) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not RATE_RE.match(value) or Decimal(value) == 0:
+    if not RATE_RE.fullmatch(value) or Decimal(value) == 0:
         probs.add(
             Reason.FF01, where, "exchange rate must be a positive decimal (11 digits, 10 decimals)"
         )
@@ -130,7 +136,7 @@ def uetr(value: str | None, where: str, probs: Problems) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not UUID4_RE.match(value):
+    if not UUID4_RE.fullmatch(value):
         probs.add(Reason.FF01, where, "UETR must be a lowercase UUID version 4")
         return None
     return value
@@ -211,7 +217,11 @@ def control_sum(amounts: list[str | None]) -> Decimal | None:
     """Sum of the amount texts as written (None when one is not a number: reported elsewhere)."""
     total = Decimal(0)
     for text in amounts:
-        if text is None or len(text) > AMOUNT_TEXT_LENGTH_MAX:
+        if (
+            text is None
+            or len(text) > AMOUNT_TEXT_LENGTH_MAX
+            or not DECIMAL_RE.fullmatch(text.strip())
+        ):
             return None
         try:
             total += Decimal(text.strip())

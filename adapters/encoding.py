@@ -15,7 +15,7 @@ from clearing.model import Transfer
 from clearing.money import Money
 from clearing.reasons import Reason, Rejection
 
-_CODE_RE = re.compile(r"^[A-Z]{4}$")
+_CODE_RE = re.compile(r"^[A-Z]{4}$", re.ASCII)
 
 
 class Out:
@@ -109,7 +109,7 @@ def iso_datetime(value: datetime, out: Out) -> str | None:
 
 def code_element(value: str) -> str:
     """ISO external codes are 4 capital letters: those go in Cd, anything else in Prtry."""
-    return "Cd" if _CODE_RE.match(value) else "Prtry"
+    return "Cd" if _CODE_RE.fullmatch(value) else "Prtry"
 
 
 def amount_attr(money: Money) -> str:

@@ -23,24 +23,24 @@ CLEARING_SYSTEMS: dict[str, tuple[Check, Check, str]] = {
     mo.CLEARING_SYSTEM: (mo.member_id_error, mo.account_error, "mo-fps"),
 }
 
-_MOBILE_RE = re.compile(r"^\+(?:852-[4-9]\d{7}|86-1[3-9]\d{9}|853-6\d{7})$")
+_MOBILE_RE = re.compile(r"^\+(?:852-[4-9]\d{7}|86-1[3-9]\d{9}|853-6\d{7})$", re.ASCII)
 _EMAIL_RE = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
 )
 EMAIL_LENGTH_MAX = 254
-_OTHER_ID_RE = re.compile(r"^\S(?:.{0,33}\S)?$")
+_OTHER_ID_RE = re.compile(r"^\S(?:.{0,33}\S)?$", re.ASCII)
 
 
 def mobile_error(value: str) -> str | None:
     """ISO 20022 form: +852-91234567, +86-13800138000, +853-66123456."""
-    if _MOBILE_RE.match(value):
+    if _MOBILE_RE.fullmatch(value):
         return None
     return "mobile number must be +852-XXXXXXXX, +86-1XXXXXXXXXX or +853-6XXXXXXX"
 
 
 def email_error(value: str) -> str | None:
-    if len(value) <= EMAIL_LENGTH_MAX and _EMAIL_RE.match(value):
+    if len(value) <= EMAIL_LENGTH_MAX and _EMAIL_RE.fullmatch(value):
         return None
     return "e-mail address is not valid"
 
@@ -61,7 +61,7 @@ def proxy_error(type_code: str, value: str) -> str | None:
 
 
 def _other_id_error(value: str) -> str | None:
-    return None if _OTHER_ID_RE.match(value) else "identification must be 1 to 35 characters"
+    return None if _OTHER_ID_RE.fullmatch(value) else "identification must be 1 to 35 characters"
 
 
 PARTY_ID_CHECKS: dict[PartyIdType, Check] = {

@@ -43,7 +43,7 @@ _WIDTHS = {
     "reserved": 9,
 }
 HEADER_LENGTH = 3 + sum(_WIDTHS.values()) + 1  # "{H:" ... "}"
-_FIELD_RE = re.compile(r"^[\x21-\x7e]*$")  # printable ASCII, no spaces inside a value
+_FIELD_RE = re.compile(r"^[\x21-\x7e]*$", re.ASCII)  # printable ASCII, no spaces inside a value
 _B64_RE = re.compile(rb"^[A-Za-z0-9+/]+={0,2}$")
 
 
@@ -69,7 +69,7 @@ class Header:
         out = ["{H:"]
         for name, width in _WIDTHS.items():
             value = getattr(self, name)
-            if len(value) > width or not _FIELD_RE.match(value):
+            if len(value) > width or not _FIELD_RE.fullmatch(value):
                 raise AdapterError(
                     Rejection(
                         Reason.FF01,
@@ -104,7 +104,7 @@ def parse_header(line: bytes) -> Header:
         raw = text[pos : pos + width]
         pos += width
         value = raw.rstrip(" ")
-        if not _FIELD_RE.match(value):
+        if not _FIELD_RE.fullmatch(value):
             raise _refuse(f"{name} must be left-aligned printable ASCII", f"{{H:}}/{name}")
         values[name] = value
     if values["version"] != VERSION:
@@ -138,7 +138,7 @@ def split(data: bytes, size_bytes_max: int) -> Envelope:
             not sep
             or not sline.endswith(b"}")
             or len(b64) > SIGNATURE_LENGTH_MAX
-            or not _B64_RE.match(b64)
+            or not _B64_RE.fullmatch(b64)
         ):
             raise _refuse("signature block must be {S:<base64>} on its own line", "{S:}")
         try:

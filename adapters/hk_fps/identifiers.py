@@ -11,21 +11,23 @@ from stdnum import luhn
 
 CLEARING_SYSTEM = "HKNCC"
 
-_MEMBER_RE = re.compile(r"^\d{3}$")  # assumed: 3-digit bank code, e.g. 003, 004, 012, 024
-_FPS_ID_RE = re.compile(r"^\d{7,9}$")
-_HKID_RE = re.compile(r"^([A-Z]{1,2})(\d{6})([0-9A])$")
-_ACCOUNT_RE = re.compile(r"^\d{6,17}$")  # assumed: branch + account digits, bank code apart
+_MEMBER_RE = re.compile(r"^\d{3}$", re.ASCII)  # assumed: 3-digit bank code, e.g. 003, 004, 012, 024
+_FPS_ID_RE = re.compile(r"^\d{7,9}$", re.ASCII)
+_HKID_RE = re.compile(r"^([A-Z]{1,2})(\d{6})([0-9A])$", re.ASCII)
+_ACCOUNT_RE = re.compile(
+    r"^\d{6,17}$", re.ASCII
+)  # assumed: branch + account digits, bank code apart
 
 
 def member_id_error(value: str) -> str | None:
-    if _MEMBER_RE.match(value):
+    if _MEMBER_RE.fullmatch(value):
         return None
     return f"HKNCC clearing code {value[:40]!r} must be 3 digits"
 
 
 def fps_id_error(value: str) -> str | None:
     """FPS ID: 7 to 9 digits whose last digit is a Luhn check digit (Baygate's choice)."""
-    if not _FPS_ID_RE.match(value):
+    if not _FPS_ID_RE.fullmatch(value):
         return f"FPS ID {value[:40]!r} must be 7 to 9 digits"
     if not luhn.is_valid(value):
         return f"FPS ID {value} has a wrong check digit (Luhn)"
@@ -49,7 +51,7 @@ def hkid_check_char(letters: str, digits: str) -> str:
 
 def hkid_error(value: str) -> str | None:
     """HKID without brackets, e.g. A1234563 for A123456(3)."""
-    m = _HKID_RE.match(value)
+    m = _HKID_RE.fullmatch(value)
     if m is None:
         return "HKID must be 1 or 2 letters, 6 digits and a check character, without brackets"
     if hkid_check_char(m.group(1), m.group(2)) != m.group(3):
@@ -58,6 +60,6 @@ def hkid_error(value: str) -> str | None:
 
 
 def account_error(value: str) -> str | None:
-    if _ACCOUNT_RE.match(value):
+    if _ACCOUNT_RE.fullmatch(value):
         return None
     return "Hong Kong account number must be 6 to 17 digits"

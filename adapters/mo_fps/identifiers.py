@@ -11,25 +11,27 @@ import re
 
 CLEARING_SYSTEM = "MOFPS"
 
-_MEMBER_RE = re.compile(r"^\d{3}$")  # assumed: 3-digit bank code, as Baygate's directory uses
-_BIR_RE = re.compile(r"^[1578]\d{7}$")  # 1234567(8) written without brackets
-_ACCOUNT_RE = re.compile(r"^\d{6,20}$")
+_MEMBER_RE = re.compile(
+    r"^\d{3}$", re.ASCII
+)  # assumed: 3-digit bank code, as Baygate's directory uses
+_BIR_RE = re.compile(r"^[1578]\d{7}$", re.ASCII)  # 1234567(8) written without brackets
+_ACCOUNT_RE = re.compile(r"^\d{6,20}$", re.ASCII)
 
 
 def member_id_error(value: str) -> str | None:
-    if _MEMBER_RE.match(value):
+    if _MEMBER_RE.fullmatch(value):
         return None
     return f"Macau member code {value[:40]!r} must be 3 digits"
 
 
 def bir_error(value: str) -> str | None:
     """Format only: the BIR check-digit rule is not public, so it is not checked."""
-    if _BIR_RE.match(value):
+    if _BIR_RE.fullmatch(value):
         return None
     return "Macau BIR number must be 8 digits starting with 1, 5, 7 or 8, without brackets"
 
 
 def account_error(value: str) -> str | None:
-    if _ACCOUNT_RE.match(value):
+    if _ACCOUNT_RE.fullmatch(value):
         return None
     return "Macau account number must be 6 to 20 digits"

@@ -7,7 +7,6 @@ EndToEndId used twice in one message refuses every transaction that carries it (
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -37,9 +36,6 @@ _DOCUMENT, _BODY, _GRPHDR, _TX = (
 )
 _GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_PACS008)
 _TX_NODE = compile_schema(TX_SCHEMA, NS_PACS008)
-_DATETIME_RE = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?$"
-)
 _CODE_MAX = {"Cd": 4, "Prtry": 35}
 CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 

@@ -124,7 +124,7 @@ def texts(size_max: int) -> st.SearchStrategy[str]:
 
 ids35 = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9/.-]{0,34}\Z")
 uetrs = st.uuids(version=4).map(str)
-codes = st.one_of(st.from_regex(r"\A[A-Z]{4}\Z"), st.from_regex(r"\A[A-Z0-9]{1,3}\d{2,8}\Z"))
+codes = st.one_of(st.from_regex(r"\A[A-Z]{4}\Z"), st.from_regex(r"\A[A-Z0-9]{1,3}[0-9]{2,8}\Z"))
 created = st.one_of(
     st.datetimes(datetime(2000, 1, 1), datetime(2099, 12, 31)),
     st.datetimes(
@@ -180,7 +180,7 @@ def transfers(
                 Money, st.integers(1, 10**12), st.sampled_from(["HKD", "CNY", "MOP", "USD"])
             )
         ),
-        exchange_rate=draw(st.none() | st.from_regex(r"\A[1-9]\d{0,3}\.\d{1,6}\Z")),
+        exchange_rate=draw(st.none() | st.from_regex(r"\A[1-9][0-9]{0,3}\.[0-9]{1,6}\Z")),
         purpose=draw(st.none() | codes),
         category_purpose=draw(st.none() | codes),
         remittance_info=draw(st.none() | texts(remittance_max)),
