@@ -18,12 +18,10 @@ deliberate bad cases, each with the answers it may correctly get:
                                                                      provider's AC01 reaches
                                                                      the sender by callback
 
-Everyday traffic uses only corridors open at the time (clearing.corridors rules), in the
-currencies they take, far below their per-person limits. Messages are planned from a seeded
-RNG in order, before any answer is known, so the same seed at the same hours sends the same
-traffic. A resend waits `resend_gap_s` after its original: signatures
-have a one-second `created`, and an identical request signed in the same second would be
-refused as a replay.
+What is sent is planned by gateway.sim_plan (everyday traffic only on corridors open at the
+time, seeded). A resend waits `resend_gap_s` after its original: signatures have a
+one-second `created`, and an identical request signed in the same second would be refused
+as a replay.
 
 `send_file` is the body of `baygate send`: one signed message from a file, the answer back.
 """
@@ -31,12 +29,11 @@ refused as a replay.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +42,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.base import AdapterError
 from adapters.registry import get_adapter
-from clearing.corridors import DEFAULT_RULES, CorridorRules
-from clearing.money import AMOUNT_MINOR_MAX, Money
 from gateway import sim_messages as sm
 from gateway.auth import load_private_key
 from gateway.client import BaygateClient
-from gateway.sim_messages import build_message, load_keys, payees_from_directory
+from gateway.sim_messages import build_message, load_keys
+from gateway.sim_plan import CASES, DEFAULT_SHARES, Job, Planner, TrafficPlan
 from gateway.sim_state import ProviderBook
 
-CASES = ("ok", "unknown_proxy", "over_corridor", "over_cap", "exact_duplicate", "id_reuse",
-         "unknown_account")  # fmt: skip
-DEFAULT_SHARES: dict[str, float] = {
-    "unknown_proxy": 0.02, "over_corridor": 0.01, "over_cap": 0.005,
-    "exact_duplicate": 0.01, "id_reuse": 0.01, "unknown_account": 0.02,
-}  # fmt: skip
 _ACCEPTED = frozenset({"ACSP", "ACCP", "ACSC", "PDNG"})
 # Final statuses the sender hears by callback, for transfers the gateway accepted.
 FINAL_EXPECTED: dict[str, frozenset[str]] = {
@@ -74,28 +64,6 @@ EXPECTED: dict[str, frozenset[str]] = {
     "id_reuse": frozenset({"RJCT/DUPL", "RJCT/AM05"}),
 }
 LATENCY_SAMPLES_MAX = 100_000
-
-
-@dataclass(frozen=True)
-class TrafficPlan:
-    senders: tuple[str, ...] = ()  # default: every provider with a key
-    shares: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
-    tx_per_msg_max: int = 1  # everyday messages carry 1..this many transfers
-    cross_border_only: bool = True  # everyday payees sit in another scheme than the sender
-    corridors: CorridorRules = DEFAULT_RULES  # the gateway's rules, to route everyday traffic
-    seed: int = 0
-    tag: str | None = None  # id prefix, unique per run; default from the start time
-    resend_gap_s: float = 1.1
-    acks_max: int = 2_000_000
-
-    def __post_init__(self) -> None:
-        unknown = set(self.shares) - set(CASES)
-        if unknown:
-            raise ValueError(f"unknown cases {sorted(unknown)}")
-        if any(v < 0 for v in self.shares.values()) or sum(self.shares.values()) > 1:
-            raise ValueError("shares must be non-negative and sum to at most 1")
-        if not 1 <= self.tx_per_msg_max <= 1000:
-            raise ValueError("tx_per_msg_max must lie in [1, 1000]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +94,6 @@ def resend_answer_ok(original: Ack | None, resend: Ack) -> bool:
     if resend.status in _ACCEPTED:
         return True
     return resend.status == "RJCT" and resend.reason not in ("DUPL", "AM05")
-
-
-@dataclass
-class _Job:
-    case: str
-    sender: sm.Sender
-    body: bytes
-    e2e_ids: list[str]
-    follow: _Job | None = None  # sent after this one's answer (duplicate, id reuse)
 
 
 @dataclass
@@ -172,178 +131,7 @@ class DaySummary:
         }
 
 
-class _Planner:
-    """Turns a seeded RNG into the day's messages, in order, before any answer is known.
-
-    Everyday traffic only uses corridors the rules open at the time of planning, in the
-    currencies they take, with amounts far below their per-person limits, so that it has no
-    reason to be refused; the bad cases are made to break exactly one rule each.
-    """
-
-    def __init__(
-        self,
-        plan: TrafficPlan,
-        senders: list[sm.Sender],
-        directory: Any,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.plan, self.senders, self.clock = plan, senders, clock
-        self.rules = plan.corridors
-        self.rng = random.Random(plan.seed)
-        self.payees: dict[str, list[sm.Payee]] = {}
-        for p in payees_from_directory(directory, self.rng):
-            self.payees.setdefault(p.scheme, []).append(p)
-        self.tag = plan.tag or _base36(int(clock()))
-        self.seq: Counter[str] = Counter()
-        self.caps = _caps(directory)
-        self.cases = ["ok", *plan.shares]
-        self.weights = [1.0 - sum(plan.shares.values()), *plan.shares.values()]
-
-    def _now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(int(self.clock()), tz=dt.UTC)
-
-    def _next_seq(self, s: sm.Sender, n: int = 1) -> int:
-        first = self.seq[s.id]
-        self.seq[s.id] += n
-        return first
-
-    def _pool(self, s: sm.Sender, dst: str) -> list[sm.Payee]:
-        return [p for p in self.payees.get(dst, ()) if p.participant_id != s.id]
-
-    def _routes(
-        self, now: dt.datetime, accept: Callable[[sm.Sender, str], bool]
-    ) -> list[tuple[sm.Sender, str]]:
-        """(sender, destination scheme) pairs open now, with payees, that `accept` likes."""
-        return [
-            (s, d)
-            for s in self.senders
-            for d in sm.destinations(s.scheme, self.rules, now, cross_border_only=self.plan.cross_border_only)
-            if self._pool(s, d) and accept(s, d)
-        ]  # fmt: skip
-
-    def _message(
-        self, case: str, s: sm.Sender, pairs: Sequence[tuple[sm.Payee, Money]], now: dt.datetime
-    ) -> _Job:
-        seq = self._next_seq(s, len(pairs) + 1)
-        msg_id = sm.message_id(s, self.tag, seq)
-        transfers = [
-            sm.make_transfer(s, payee, self.rng, msg_id=msg_id, created_at=now, amount=amount,
-                             e2e=sm.end_to_end_id(s, self.tag, seq + 1 + i))
-            for i, (payee, amount) in enumerate(pairs)
-        ]  # fmt: skip
-        body = sm.encode(s.scheme, transfers, msg_id, now)
-        return _Job(case, s, body, [t.end_to_end_id for t in transfers])
-
-    def next_job(self) -> _Job:
-        rng, now = self.rng, self._now()
-        case = rng.choices(self.cases, self.weights)[0]
-        if case == "over_corridor":
-            job = self._over_corridor(now)
-            if job is not None:
-                return job
-            case = "ok"
-        if case == "over_cap":
-            job = self._over_cap(now)
-            if job is not None:
-                return job
-            case = "ok"
-        routes = self._routes(now, lambda s, d: True)
-        if not routes:
-            raise RuntimeError(
-                f"no corridor open at {now.isoformat()} between the senders and payees"
-            )
-        s, dst = rng.choice(routes)
-        ccy = sm.pick_currency(rng, sm.corridor_currencies(s.scheme, dst, self.rules))
-        pool = self._pool(s, dst)
-        if case == "unknown_proxy":
-            payee = sm.unknown_proxy_payee(rng, rng.choice(pool))
-            return self._message(case, s, [(payee, sm.everyday_amount(rng, ccy))], now)
-        if case == "unknown_account":
-            payee = sm.unknown_account_payee(rng, rng.choice(pool))
-            return self._message(case, s, [(payee, sm.everyday_amount(rng, ccy))], now)
-        n = rng.randint(1, self.plan.tx_per_msg_max) if case == "ok" else 1
-        pairs = [(rng.choice(pool), sm.everyday_amount(rng, ccy)) for _ in range(n)]
-        job = self._message("ok", s, pairs, now)
-        if case == "exact_duplicate":
-            job.follow = replace(job, case=case, follow=None)
-        elif case == "id_reuse":
-            job.follow = self._reuse(s, job, pairs[0], now)
-        return job
-
-    def _over_corridor(self, now: dt.datetime) -> _Job | None:
-        """One transfer just over a corridor's daily (or per-transaction) limit per debtor."""
-        routes = self._routes(now, lambda s, d: _limit(self.rules, s.scheme, d) is not None)
-        if not routes:
-            return None
-        s, dst = self.rng.choice(routes)
-        limit = _limit(self.rules, s.scheme, dst)
-        assert limit is not None
-        amount = Money(limit.minor + self.rng.randint(1, limit.minor), limit.currency)
-        return self._message(
-            "over_corridor", s, [(self.rng.choice(self._pool(s, dst)), amount)], now
-        )
-
-    def _over_cap(self, now: dt.datetime) -> _Job | None:
-        """One transfer above the sender's cap, on a corridor without amount limits."""
-        routes = self._routes(now, lambda s, d: not _limited(self.rules, s.scheme, d))
-        if not routes:
-            return None
-        s, dst = self.rng.choice(routes)
-        ccy = sm.corridor_currencies(s.scheme, dst, self.rules)[0]
-        cap = self.caps.get((s.id, ccy), 10**10)
-        amount = Money(min(cap + self.rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
-        return self._message("over_cap", s, [(self.rng.choice(self._pool(s, dst)), amount)], now)
-
-    def _reuse(
-        self, s: sm.Sender, original: _Job, pair: tuple[sm.Payee, Money], now: dt.datetime
-    ) -> _Job:
-        """Another message (new message id) reusing the first end-to-end id, other amount."""
-        seq = self._next_seq(s)
-        msg_id = sm.message_id(s, self.tag, seq)
-        amount = Money(pair[1].minor + 100, pair[1].currency)
-        t = sm.make_transfer(s, pair[0], self.rng, msg_id=msg_id, created_at=now, amount=amount,
-                             e2e=original.e2e_ids[0])  # fmt: skip
-        return _Job("id_reuse", s, sm.encode(s.scheme, [t], msg_id, now), [t.end_to_end_id])
-
-
-def _limited(rules: CorridorRules, src: str, dst: str) -> bool:
-    rule = rules.lookup(src, dst)
-    return rule is not None and any(
-        v is not None for v in (rule.per_tx_max_minor, rule.daily_max_minor, rule.yearly_max_minor)
-    )
-
-
-def _limit(rules: CorridorRules, src: str, dst: str) -> Money | None:
-    """The smallest per-transaction or daily limit of the corridor, when the sender's scheme
-    carries the limit currency."""
-    rule = rules.lookup(src, dst)
-    if rule is None or rule.limit_currency not in sm.corridor_currencies(src, dst, rules):
-        return None
-    found = [v for v in (rule.per_tx_max_minor, rule.daily_max_minor) if v is not None]
-    return Money(min(found), rule.limit_currency) if found else None
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    out = ""
-    while n:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-    return out or "0"
-
-
-def _caps(directory: Any) -> dict[tuple[str, str], int]:
-    """(participant, currency) -> the larger of net debit cap and liquidity cover, minor units."""
-    caps = {}
-    for p in directory.participants:
-        for lim in getattr(p, "limits", ()):
-            caps[(p.id, lim.currency)] = max(
-                lim.minor("net_debit_cap"), lim.minor("liquidity_cover")
-            )
-    return caps
-
-
-def _read_answer(job: _Job, status: int, body: bytes) -> dict[str, Ack]:
+def _read_answer(job: Job, status: int, body: bytes) -> dict[str, Ack]:
     """Per end-to-end id, the answer found in the gateway's reply."""
     sid = job.sender.id
     if status not in (200, 400):
@@ -379,7 +167,7 @@ class _Recorder:
             if i < LATENCY_SAMPLES_MAX:
                 lat[i] = ms
 
-    def record(self, job: _Job, http_status: int, acks: Mapping[str, Ack], first: _Job) -> None:
+    def record(self, job: Job, http_status: int, acks: Mapping[str, Ack], first: Job) -> None:
         s = self.summary
         s.messages += 1
         s.transactions += len(acks)
@@ -404,7 +192,7 @@ class _Recorder:
                 s.e2e_by_case.setdefault(job.case, []).append(e2e)
 
 
-async def _send(client: BaygateClient, job: _Job, rec: _Recorder, first: _Job) -> float:
+async def _send(client: BaygateClient, job: Job, rec: _Recorder, first: Job) -> float:
     """Send one message and record its answers; returns when it was sent (loop time)."""
     loop = asyncio.get_running_loop()
     sent_at = loop.time()
@@ -420,7 +208,7 @@ async def _send(client: BaygateClient, job: _Job, rec: _Recorder, first: _Job) -
 
 
 async def _run_job(
-    job: _Job, client: BaygateClient, slots: asyncio.Semaphore, rec: _Recorder
+    job: Job, client: BaygateClient, slots: asyncio.Semaphore, rec: _Recorder
 ) -> None:
     """Send a job holding one slot (taken by the caller); a follow-up takes a slot again."""
     try:
@@ -488,7 +276,7 @@ async def run_day(
                if p.role == "provider" and p.id in keys and (wanted is None or p.id in wanted)]  # fmt: skip
     if not senders:
         raise ValueError("no sender with a key")
-    planner, summary = _Planner(plan, senders, directory, clock), DaySummary()
+    planner, summary = Planner(plan, senders, directory, clock), DaySummary()
     rec = _Recorder(plan, summary)
     loop = asyncio.get_running_loop()
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -570,6 +358,7 @@ def send_file(
 
 __all__ = [
     "CASES",
+    "DEFAULT_SHARES",
     "EXPECTED",
     "FINAL_EXPECTED",
     "Ack",

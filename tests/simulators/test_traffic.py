@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -24,6 +25,7 @@ from gateway.sim_messages import (
     payees_from_directory,
     unknown_account_payee,
 )
+from gateway.sim_plan import Planner
 from gateway.sim_state import ProviderBook, SimParticipant
 from gateway.traffic import (
     EXIT_LOCAL,
@@ -40,7 +42,7 @@ from gateway.traffic import (
 )
 
 from .fake_gateway import FakeGateway
-from .support import BY_ID, DIRECTORY, KEYS_DIR, WHEN, started
+from .support import BY_ID, DIRECTORY, KEYS_DIR, NOW, WHEN, started
 
 SENDERS = [p.id for p in DIRECTORY.participants if p.role == "provider"]
 ID_TYPES = {"hk-fps": {PartyIdType.HKID}, "mo-fps": {PartyIdType.MO_BIR},
@@ -189,3 +191,19 @@ def test_generated_identities_pass_the_adapters_checks(seed: int, scheme: str) -
     code = BY_ID[{"hk-fps": "hk-801", "cn-ibps": "cn-pearl", "mo-fps": "mo-301"}[scheme]]
     number = people.account_number(rng, scheme, code.clearing_code)
     assert account_error(code.clearing_system, number) is None
+
+
+def test_the_same_seed_and_hour_plan_the_same_traffic() -> None:
+    senders = [as_sender(p) for p in DIRECTORY.participants if p.role == "provider"]
+    plan = TrafficPlan(shares={"unknown_proxy": 0.2, "id_reuse": 0.2}, seed=4, tag="P")
+
+    def bodies(seed: int) -> list[bytes]:
+        planner = Planner(replace(plan, seed=seed), senders, DIRECTORY, clock=lambda: NOW)
+        out = []
+        for _ in range(30):
+            job = planner.next_job()
+            out += [job.body] + ([job.follow.body] if job.follow else [])
+        return out
+
+    assert bodies(4) == bodies(4)
+    assert bodies(4) != bodies(5)
