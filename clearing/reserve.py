@@ -4,8 +4,8 @@ The store gathers concurrent requests into one batch, locks every position row t
 touch, and loads the state below; `decide` then walks the requests in the order they arrived
 and applies each accepted one to the working copy before looking at the next, so a batch gives
 exactly the answers the same requests would get one by one. Checks, in order of precedence:
-structure, corridor (currencies, hours, identity, per-transaction limit), duplicate id,
-participants, corridor daily/yearly usage, FX quote, caps of every leg. A rejected request
+structure, corridor (currencies, hours, identity, per-transaction limit), duplicate id
+(already stored, or repeated in the batch), participants, corridor daily/yearly usage, FX quote, caps of every leg. A rejected request
 changes nothing; an accepted one reserves every leg or none.
 """
 
@@ -34,6 +34,7 @@ PosKey = tuple[str, str]  # (participant, currency)
 UsageKey = tuple[str, str, str]  # (limit group, identity hash, period "D2025-06-22" | "Y2025")
 TRANSFER_ID_CHARS_MAX = 64
 _PATH_AMT = "CdtTrfTxInf/IntrBkSttlmAmt"
+_PATH_ID = "CdtTrfTxInf/PmtId"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +197,14 @@ def _participants(req: ReserveRequest, parts: Mapping[str, Participant]) -> Reje
 def decide(prepared: Sequence[Prepared], state: BatchState, now: datetime) -> BatchPlan:
     """Decide each request in arrival order, applying accepted ones to `state` as it goes."""
     plan = BatchPlan([], [], defaultdict(int), defaultdict(int))
+    in_batch: set[str] = set()
     for p in prepared:
-        rej = p.rejection or _decide_one(p, state, now)
         tid = p.request.transfer_id
+        rej = p.rejection
+        if rej is None and tid in in_batch:
+            rej = Rejection(Reason.AM05, f"transfer {tid} appears twice in one batch", _PATH_ID)
+        in_batch.add(tid)
+        rej = rej or _decide_one(p, state, now)
         if rej is not None:
             plan.decisions.append(ReserveDecision(tid, False, rej))
             continue

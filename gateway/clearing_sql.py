@@ -1,16 +1,27 @@
 """SQL of the clearing store (gateway/clearing_store.py), kept apart so the logic reads on a screen.
 
 Lock order, the same in every transaction so that none can deadlock another:
-clearing_window_current -> clearing_transfers (by id) -> clearing_positions (by participant,
-currency) -> clearing_window_totals -> clearing_corridor_usage (by key). Operator actions
-(close, confirm, abort) also take one transaction-level advisory lock first.
+clearing_window_current -> clearing_transfers (by id) -> clearing_window_totals (by key) ->
+clearing_positions (by participant, currency) -> clearing_corridor_usage (by key). Operator
+actions (close, confirm, abort) also take one transaction-level advisory lock first. Position
+rows are taken as late as possible (just before COMMIT) because a hot payer's row is the one
+every batch queues for.
+
+Transfers are written before the position rows are locked (a refused one is deleted again in
+the same transaction): the hot rows are then held only for the decision and its update.
+Large id lists are joined through unnest() rather than `= ANY(array)`, which the planner may
+turn into a scan comparing every row with every element.
 """
 
 from __future__ import annotations
 
+from clearing.twophase import TRANSITIONS
+
 OPS_LOCK_KEY = 0x42474331  # "BGC1": serializes window closes and settlement changes
 
-PARTICIPANTS = "SELECT id, status, role FROM participants WHERE id = ANY($1::text[])"
+PARTICIPANTS = """
+SELECT p.id, p.status, p.role FROM unnest($1::text[]) AS k(id) JOIN participants p ON p.id = k.id
+"""
 
 # Creates missing position rows and locks every row in (participant, currency) order, returning
 # the values after any wait, joined with the caps (read, not locked: operators never block).
@@ -45,23 +56,14 @@ SELECT id, source_currency, target_currency, rate, mid_rate, spread_bps, fx_prov
   FROM clearing_fx_quotes WHERE id = ANY($1::text[])
 """
 
-EXISTING_IDS = "SELECT id FROM clearing_transfers WHERE id = ANY($1::text[])"
+TRANSFER_COLUMNS = (
+    "id", "state", "source_scheme", "destination_scheme", "payer", "payee", "currency", "amount",
+    "payee2", "currency2", "amount2", "quote_id", "limit_group", "identity_hash", "usage_day",
+    "usage_year", "counted", "reserved_at", "expires_at",
+)  # fmt: skip
 
-INSERT_TRANSFERS = """
-INSERT INTO clearing_transfers (
-    id, state, source_scheme, destination_scheme, payer, payee, currency, amount,
-    payee2, currency2, amount2, quote_id, limit_group, identity_hash, usage_day, usage_year,
-    counted, reserved_at, expires_at)
-SELECT r.id, 'RESERVED', r.src, r.dst, r.payer, r.payee, r.ccy, r.amount,
-       r.payee2, r.ccy2, r.amount2, r.quote_id, r.grp, r.ih, r.uday, r.uyear,
-       r.counted, $18, r.expires_at
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-              $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::text[],
-              $13::text[], $14::text[], $15::text[], $16::bigint[], $17::timestamptz[])
-       AS r(id, src, dst, payer, payee, ccy, amount, payee2, ccy2, amount2, quote_id, grp, ih,
-            uday, uyear, counted, expires_at)
-ON CONFLICT (id) DO NOTHING
-RETURNING id
+KNOWN_IDS = """
+SELECT t.id FROM unnest($1::text[]) AS k(id) JOIN clearing_transfers t ON t.id = k.id
 """
 
 ADD_RESERVED = """
@@ -78,19 +80,46 @@ UPDATE clearing_corridor_usage u SET used = u.used + d.delta
 
 OPEN_WINDOW_SHARED = "SELECT window_id FROM clearing_window_current FOR SHARE"
 
-LOCK_TRANSFERS = """
-SELECT id, state, expires_at, payer, payee, currency, amount, payee2, currency2, amount2,
-       limit_group, identity_hash, usage_day, usage_year, counted, window_id, reason
-  FROM clearing_transfers WHERE id = ANY($1::text[])
- ORDER BY id
-   FOR UPDATE
-"""
 
-SET_STATES = """
+def _transition_case() -> str:
+    """The two-phase state machine as a SQL CASE, generated from `twophase.TRANSITIONS`
+    so that the store and the in-memory engine follow one table. NULL means no change."""
+    whens = []
+    for (state, event, expired), new in TRANSITIONS.items():
+        due = "t.expires_at <= $4" if expired else "t.expires_at > $4"
+        whens.append(
+            f"WHEN t.state = '{state.value}' AND u.event = '{event.value}' AND {due}"
+            f" THEN '{new.value}'"
+        )
+    return "CASE " + " ".join(whens) + " END"
+
+
+# Locks the requested transfers in id order, moves those the table allows, returns them.
+# Params: ids, events, reasons, now, open window id (NULL when the batch has no commit).
+_END_TRANSFERS = """
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, event, reason)
+), c AS (
+    SELECT t.id, u.reason, {transition} AS new_state
+      FROM u JOIN clearing_transfers t ON t.id = u.id
+     ORDER BY t.id
+       FOR UPDATE OF t
+)
 UPDATE clearing_transfers t
-   SET state = u.state, finished_at = $5, window_id = u.window_id, reason = u.reason
-  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u(id, state, window_id, reason)
- WHERE t.id = u.id
+   SET state = c.new_state, finished_at = $4,
+       window_id = CASE WHEN c.new_state = 'COMMITTED' THEN $5::bigint END,
+       reason = CASE WHEN c.new_state = 'ABORTED' THEN c.reason END
+  FROM c
+ WHERE t.id = c.id AND c.new_state IS NOT NULL
+RETURNING t.id, t.state, t.payer, t.payee, t.currency, t.amount, t.payee2, t.currency2,
+          t.amount2, t.limit_group, t.identity_hash, t.usage_day, t.usage_year, t.counted,
+          t.window_id, t.reason
+"""
+END_TRANSFERS = _END_TRANSFERS.replace("{transition}", _transition_case())
+
+STATES = """
+SELECT t.id, t.state, t.window_id, t.reason
+  FROM unnest($1::text[]) AS k(id) JOIN clearing_transfers t ON t.id = k.id
 """
 
 # Rows a batch may create (payees seen for the first time). A proposed row must satisfy the
@@ -149,6 +178,10 @@ ON CONFLICT (window_id, participant_id, currency) DO UPDATE
 LEDGER_COLUMNS = (
     "journal_id", "leg_no", "participant_id", "currency", "amount", "window_id", "posted_at",
 )  # fmt: skip
+
+DELETE_TRANSFERS = """
+DELETE FROM clearing_transfers t USING unnest($1::text[]) AS k(id) WHERE t.id = k.id
+"""
 
 DUE = """
 SELECT id FROM clearing_transfers

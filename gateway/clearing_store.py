@@ -50,14 +50,13 @@ from clearing.reserve import (
     keys_needed,
     prepare,
 )
-from clearing.twophase import Event, transition
+from clearing.twophase import Event
 from gateway import clearing_sql as q
 from gateway import clearing_windows as cw
 from gateway.batcher import MicroBatcher
 
 Clock = Callable[[], datetime]
 EXPIRE_LIMIT_MAX = 10_000
-_RESERVE_RETRIES_MAX = 3
 _KNOWN_POSITIONS_MAX = 1_000_000
 
 
@@ -128,24 +127,18 @@ class ClearingStore:
         prepared = prepare(requests, rules=self.rules, identity_key=self.identity_key, now=now)
         pos_keys, usage_keys, quote_ids, part_ids = keys_needed(prepared)
         parts = await self._participants(conn, part_ids)
+        quotes = await self._quotes(conn, quote_ids)
+        # Rows first, locks last: hot position rows are held only for the decision itself.
+        inserted, clashed = await self._insert(conn, prepared, now)
         positions = await self._lock_positions(conn, [k for k in pos_keys if k[0] in parts])
         usage = await self._lock_usage(conn, usage_keys)
-        quotes = await self._quotes(conn, quote_ids)
-        ids = [p.request.transfer_id for p in prepared if p.rejection is None]
-        existing = {r[0] for r in await conn.fetch(q.EXISTING_IDS, ids)} if ids else set()
-        for _ in range(_RESERVE_RETRIES_MAX):
-            state = BatchState(
-                {k: Position(p.net, p.reserved, p.net_debit_cap, p.liquidity_cover)
-                 for k, p in positions.items()},
-                parts, dict(usage), quotes, set(existing),
-            )  # fmt: skip
-            plan = decide(prepared, state, now)
-            clashed = await self._insert(conn, plan, now)
-            if not clashed:
-                await self._write_deltas(conn, plan)
-                return plan.decisions
-            existing |= clashed  # inserted meanwhile by a concurrent batch: decide again
-        raise ClearingError("transfer ids kept clashing with concurrent batches")
+        plan = decide(prepared, BatchState(positions, parts, usage, quotes, clashed), now)
+        accepted = {r.request.transfer_id for r in plan.accepted}
+        refused = [tid for tid in inserted if tid not in accepted]
+        if refused:
+            await conn.execute(q.DELETE_TRANSFERS, refused)
+        await self._write_deltas(conn, plan)
+        return plan.decisions
 
     async def reserve(self, requests: Sequence[ReserveRequest]) -> list[ReserveDecision]:
         """`reserve_batch` in a transaction of its own (tools and tests)."""
@@ -180,19 +173,26 @@ class ClearingStore:
             return {}
         return {r["id"]: Quote(*r.values()) for r in await conn.fetch(q.QUOTES, list(ids))}
 
-    async def _insert(self, conn: asyncpg.Connection, plan: BatchPlan, now: datetime) -> set[str]:
-        """Insert accepted transfers; return ids that a concurrent batch inserted first."""
-        if not plan.accepted:
-            return set()
-        rows = [_transfer_row(r.prepared) for r in plan.accepted]
-        inserted = {r[0] for r in await conn.fetch(q.INSERT_TRANSFERS, *_cols(rows, 17), now)}
-        clashed = {row[0] for row in rows} - inserted
-        if clashed:
-            # Undo what this attempt inserted; the next attempt decides without the clashes.
-            await conn.execute(
-                "DELETE FROM clearing_transfers WHERE id = ANY($1::text[])", list(inserted)
+    async def _insert(
+        self, conn: asyncpg.Connection, prepared: Sequence[Prepared], now: datetime
+    ) -> tuple[list[str], set[str]]:
+        """Insert every request that may be accepted; return (inserted ids, ids already known).
+        A repeated id in the batch is refused by `decide`, so only its first row is inserted."""
+        rows: dict[str, tuple[Any, ...]] = {}
+        for p in prepared:
+            if p.rejection is None:
+                rows.setdefault(p.request.transfer_id, _transfer_row(p, now))
+        if not rows:
+            return [], set()
+        known = {r[0] for r in await conn.fetch(q.KNOWN_IDS, list(rows))}
+        fresh = [row for tid, row in rows.items() if tid not in known]
+        if fresh:
+            # A concurrent batch inserting the same id makes this raise UniqueViolationError:
+            # the gateway's own row for the transfer, in the same transaction, rules that out.
+            await conn.copy_records_to_table(
+                "clearing_transfers", records=fresh, columns=q.TRANSFER_COLUMNS
             )
-        return clashed
+        return [row[0] for row in fresh], known
 
     async def _write_deltas(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
         deltas = sorted((k, d) for k, d in plan.reserved_delta.items() if d)
@@ -238,46 +238,34 @@ class ClearingStore:
             window_id = None
             if any(ev is Event.COMMIT for ev, _ in first.values()):
                 window_id = await conn.fetchval(q.OPEN_WINDOW_SHARED)
-            rows = await conn.fetch(q.LOCK_TRANSFERS, list(first))
+            ids, events, reasons = _cols(((t, ev.value, r) for t, (ev, r) in first.items()), 3)
+            rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, window_id)
             final: dict[str, Outcome] = {}
             endings: list[Ending] = []
             for r in rows:
-                tid = r["id"]
-                ev, reason = first[tid]
-                new = transition(TransferState(r["state"]), ev, r["expires_at"], now)
-                if new is None:
-                    final[tid] = Outcome(
-                        tid, TransferState(r["state"]), False, r["window_id"], r["reason"]
-                    )
-                    continue
-                wid = window_id if new is TransferState.COMMITTED else None
-                why = reason if new is TransferState.ABORTED else None
-                final[tid] = Outcome(tid, new, True, wid, why)
+                tid, new = r["id"], TransferState(r["state"])
+                final[tid] = Outcome(tid, new, True, r["window_id"], r["reason"])
                 keys = () if r["limit_group"] is None else (
                     (r["limit_group"], r["identity_hash"], r["usage_day"]),
                     (r["limit_group"], r["identity_hash"], r["usage_year"]),
                 )  # fmt: skip
                 endings.append(Ending(tid, _legs(r), new, keys, r["counted"]))
+            rest = [tid for tid in first if tid not in final]
+            for r in await conn.fetch(q.STATES, rest) if rest else ():
+                final[r[0]] = Outcome(r[0], TransferState(r[1]), False, r[2], r[3])
+            created: list[PosKey] = []
             if endings:
-                await self._apply(conn, endings, final, window_id, now)
+                created = await self._apply(conn, endings, window_id, now)
+        if len(self._known_positions) < _KNOWN_POSITIONS_MAX:
+            self._known_positions.update(created)  # only once committed
         return _outcomes(items, final)
 
     async def _apply(
-        self, conn: asyncpg.Connection, endings: list[Ending], final: dict[str, Outcome],
-        window_id: int | None, now: datetime,
-    ) -> None:  # fmt: skip
+        self, conn: asyncpg.Connection, endings: list[Ending], window_id: int | None,
+        now: datetime,
+    ) -> list[PosKey]:  # fmt: skip
+        """Write the effects of a batch of endings; return position keys it created."""
         fx: Effects = effects(endings)
-        ids, states, wids, reasons = _cols(
-            ((e.transfer_id, e.state.value, final[e.transfer_id].window_id,
-              final[e.transfer_id].reason) for e in endings), 4,
-        )  # fmt: skip
-        await conn.execute(q.SET_STATES, ids, states, wids, reasons, now)
-        keys = fx.position_keys()
-        await self._ensure_positions(conn, keys)
-        await conn.execute(
-            q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
-            [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
-        )  # fmt: skip
         if fx.entries:
             assert window_id is not None
             await conn.copy_records_to_table(
@@ -293,18 +281,20 @@ class ClearingStore:
                 q.ADD_TOTALS, window_id, [k[0] for k in tkeys], [k[1] for k in tkeys],
                 [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
             )  # fmt: skip
+        keys = fx.position_keys()
+        created = [k for k in keys if k not in self._known_positions]
+        if created:
+            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in created], [k[1] for k in created])
+        status = await conn.execute(
+            q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
+            [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
+        )  # fmt: skip
+        assert status == f"UPDATE {len(keys)}", f"position rows missing: {status}"
         usage = sorted((k, d) for k, d in fx.usage.items() if d)
         if usage:
             g, h, p = _cols((k for k, _ in usage), 3)
             await conn.execute(q.RELEASE_USAGE, g, h, p, [d for _, d in usage])
-
-    async def _ensure_positions(self, conn: asyncpg.Connection, keys: list[PosKey]) -> None:
-        """Create missing position rows; rows are never deleted, so known ones are skipped."""
-        new = [k for k in keys if k not in self._known_positions]
-        if new:
-            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in new], [k[1] for k in new])
-            if len(self._known_positions) < _KNOWN_POSITIONS_MAX:
-                self._known_positions.update(new)
+        return created
 
     async def transfer_state(self, transfer_id: str) -> Outcome:
         async with self.pool.acquire() as conn:
@@ -422,18 +412,19 @@ class ClearingStore:
             return await cw.bilateral(conn, window_id)
 
 
-def _transfer_row(p: Prepared) -> tuple[Any, ...]:
+def _transfer_row(p: Prepared, now: datetime) -> tuple[Any, ...]:
+    """A clearing_transfers row in `clearing_sql.TRANSFER_COLUMNS` order."""
     req = p.request
     a = req.legs[0]
     b = req.legs[1] if len(req.legs) == 2 else None
     day, year = (p.usage_keys[0][2], p.usage_keys[1][2]) if p.usage_keys else (None, None)
     return (
-        req.transfer_id, req.source_scheme, req.destination_scheme, a.payer, a.payee,
+        req.transfer_id, "RESERVED", req.source_scheme, req.destination_scheme, a.payer, a.payee,
         a.amount.currency, a.amount.minor,
         b.payee if b else None, b.amount.currency if b else None, b.amount.minor if b else None,
         req.quote_id if b else None, p.rule.group if p.usage_keys and p.rule else None,
         p.identity_hash if p.usage_keys else None, day, year, p.counted if p.usage_keys else 0,
-        req.expires_at,
+        now, req.expires_at,
     )  # fmt: skip
 
 
