@@ -7,11 +7,11 @@ One aiohttp app per scheme hosts any number of participants of that scheme:
                                     report in the same format (ACSP/ACCP accept, RJCT + reason)
   POST /providers/{pid}/status      a status report about a transfer {pid} sent; answered 200
 
-The same routes are also served under /deliveries/{pid}/.... GET /_sim/summary and
-GET /_sim/final/{pid} show the books (counters; final callbacks per end-to-end id) to a
-harness that runs the simulators in another process (gateway.sim_process); they change
-nothing and carry no payment data beyond ids and statuses. Every request must be signed by the gateway (RFC 9421, key id
-"baygate"); anything else is refused 401 before the body is looked at.
+The same routes are also served under /deliveries/{pid}/.... Every request to them must be
+signed by the gateway (RFC 9421, key id "baygate"); anything else is refused 401 before the
+body is decoded. GET /_sim/summary and GET /_sim/final/{pid} (unsigned, read-only) show the
+books (counters; final callbacks per end-to-end id) to a harness that runs the simulators
+in another process (gateway.sim_process); they carry ids and statuses, no payment data.
 
 Behaviour is set by `SimRules` (gateway.sim_state): unknown and closed accounts, random
 rejections from a seeded RNG, slow answers, silent participants that hold a request without
