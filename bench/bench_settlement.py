@@ -123,12 +123,16 @@ def _child(out_dir: Path, n: int, p: int) -> None:
 
     window = _window(n, p)
     key = Ed25519PrivateKey.generate()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     result = asyncio.run(export_window(window, _source(n, p), out_dir / "w", key=key))
     seconds = time.perf_counter() - started
     size = sum(f["size_bytes"] for f in result.manifest["files"].values())
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss_mb = usage.ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "entries": result.entries,
+                      "cpu_user_s": usage.ru_utime - before.ru_utime,
+                      "cpu_sys_s": usage.ru_stime - before.ru_stime,
                       "files": len(result.manifest["files"]), "bytes": size}))  # fmt: skip
 
 

@@ -35,6 +35,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import NamedTuple
 
+from lxml import etree
+
 from clearing.money import Money
 
 CAMT053_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
@@ -737,6 +739,43 @@ def pacs009(window: Window, currency: str, generated_at: datetime) -> bytes | No
         )
     parts.append("</FICdtTrf></Document>\n")
     return "".join(parts).encode()
+
+
+_SAFE_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def read_pacs009(data: bytes, currency: str) -> tuple[int, int, list[str]]:
+    """Recompute a pacs.009's control totals: (transactions, their sum in minor units,
+    problems), where the group header's NbOfTxs and CtrlSum must match the transactions."""
+    try:
+        root = etree.fromstring(data, _SAFE_XML)
+    except etree.XMLSyntaxError as exc:
+        return 0, 0, [f"not XML: {exc}"]
+    ns = {"p": PACS009_NS}
+    total, problems = 0, []
+    txs = root.findall("p:FICdtTrf/p:CdtTrfTxInf", ns)
+    for i, tx in enumerate(txs, start=1):
+        amount = tx.find("p:IntrBkSttlmAmt", ns)
+        try:
+            if amount is None or amount.get("Ccy") != currency:
+                raise ValueError(f"no {currency} settlement amount")
+            total += Money.parse(amount.text or "", currency, allow_zero=False).minor
+        except ValueError as exc:
+            problems.append(f"transaction {i}: {exc}")
+    header = root.find("p:FICdtTrf/p:GrpHdr", ns)
+    declared = (
+        (header.findtext("p:NbOfTxs", namespaces=ns), header.findtext("p:CtrlSum", namespaces=ns))
+        if header is not None
+        else (None, None)
+    )
+    if declared[0] != str(len(txs)):
+        problems.append(f"NbOfTxs {declared[0]} but {len(txs)} transactions")
+    try:
+        if Money.parse(declared[1] or "", currency).minor != total:
+            problems.append(f"CtrlSum {declared[1]} differs from the transactions' sum")
+    except ValueError:
+        problems.append(f"CtrlSum {declared[1]!r} unreadable")
+    return len(txs), total, problems
 
 
 def control_totals(window: Window) -> dict[str, dict[str, object]]:

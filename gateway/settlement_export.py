@@ -463,6 +463,7 @@ def _check_totals(
         out += _compare_control(rel, ccy, check, totals)
         for pid, t in check.positions.items():
             positions.setdefault(pid, {})[ccy] = t
+        out += _check_instructions(root, ccy, check, listed)
     for pid, by_ccy in sorted(positions.items()):
         rel = f"details/{pid}.csv"
         if not any(t.debit_count + t.credit_count for t in by_ccy.values()):
@@ -478,6 +479,21 @@ def _check_totals(
             if sums.pop(ccy, [0, 0, 0, 0]) != want:
                 out.append(Problem("totals", rel, f"{ccy} sums differ from the summary"))
         out += [Problem("totals", rel, f"{ccy} rows absent from the summary") for ccy in sums]
+    return out
+
+
+def _check_instructions(
+    root: Path, ccy: str, check: sf.SummaryCheck, listed: dict[str, dict[str, Any]]
+) -> list[Problem]:
+    """The pacs.009 moves exactly the summary's net positions."""
+    rel = f"pacs009/{ccy}.xml"
+    moving = [t for t in check.positions.values() if t.net.minor]
+    if rel not in listed or not (root / rel).is_file():
+        return [Problem("missing", rel, "net positions without instructions")] if moving else []
+    count, total, problems = sf.read_pacs009((root / rel).read_bytes(), ccy)
+    out = [Problem("totals", rel, m) for m in problems]
+    if (count, total) != (len(moving), sum(abs(t.net.minor) for t in moving)):
+        out.append(Problem("totals", rel, "instructions differ from the summary's net positions"))
     return out
 
 

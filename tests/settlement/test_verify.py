@@ -46,6 +46,15 @@ def _resign(folder: Path, key: Ed25519PrivateKey, edit) -> None:
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
 
+def _rehash(folder: Path, key, rel: str) -> None:
+    from gateway.settlement_export import _hash_file
+
+    size, digest = _hash_file(folder / rel)
+    _resign(
+        folder, key, lambda m: m["files"].__setitem__(rel, {"sha256": digest, "size_bytes": size})
+    )
+
+
 def test_untouched_folder_verifies(folder, key) -> None:
     assert verify_settlement_dir(folder, key.public_key()) == []
     assert verify_settlement_dir(folder) == []
@@ -138,14 +147,7 @@ def test_signed_summary_that_does_not_add_up_is_found_by_recomputing(folder, key
     control[8] = "999999.99"  # gross credits of the control row
     lines[-1] = ",".join(control)
     path.write_text("".join(lines))
-    from gateway.settlement_export import _hash_file
-
-    size, digest = _hash_file(path)
-    _resign(
-        folder,
-        key,
-        lambda m: m["files"].__setitem__("summary/CNY.csv", {"sha256": digest, "size_bytes": size}),
-    )
+    _rehash(folder, key, "summary/CNY.csv")
     problems = verify_settlement_dir(folder, key.public_key())
     assert {p.code for p in problems} == {"totals"}
     assert verify_settlement_dir(folder, key.public_key(), deep=False) == []
@@ -155,16 +157,7 @@ def test_detail_rows_that_disagree_with_the_summary_are_found(folder, key) -> No
     path = folder / "details" / "bank-000.csv"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-1]))  # one transfer fewer
-    from gateway.settlement_export import _hash_file
-
-    size, digest = _hash_file(path)
-    _resign(
-        folder,
-        key,
-        lambda m: m["files"].__setitem__(
-            "details/bank-000.csv", {"sha256": digest, "size_bytes": size}
-        ),
-    )
+    _rehash(folder, key, "details/bank-000.csv")
     assert _codes(verify_settlement_dir(folder, key.public_key())) == {
         ("totals", "details/bank-000.csv")
     }
@@ -177,3 +170,16 @@ def test_paths_escaping_the_folder_are_refused(folder, key) -> None:
         lambda m: m["files"].__setitem__("../outside.csv", {"sha256": "0", "size_bytes": 0}),
     )
     assert ("manifest", "../outside.csv") in _codes(verify_settlement_dir(folder, key.public_key()))
+
+
+def test_signed_instructions_that_do_not_move_the_nets_are_found(folder, key) -> None:
+    path = folder / "pacs009" / "HKD.xml"
+    text = path.read_text()
+    start = text.index("<IntrBkSttlmAmt")
+    end = text.index("</IntrBkSttlmAmt>", start)
+    amount = text[text.index(">", start) + 1 : end]
+    path.write_text(text[:start] + text[start:end].replace(amount, "1.00", 1) + text[end:])
+    _rehash(folder, key, "pacs009/HKD.xml")
+    problems = verify_settlement_dir(folder, key.public_key())
+    assert {(p.code, p.path) for p in problems} == {("totals", "pacs009/HKD.xml")}
+    assert any("CtrlSum" in p.message for p in problems)
