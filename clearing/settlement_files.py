@@ -438,12 +438,13 @@ def _party_xml(tag: str, name: str, account: str) -> str:
     return out
 
 
-# One search over a row's free-text fields, joined by DEL (outside the class, so a field holding
-# it can only cause a needless careful pass), decides whether the row needs escaping, quoting,
-# a formula guard or an element left out; most rows do not, and take the plain path.
-_CARE = re.compile(
-    '[&<>",\r\n\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]|(?:^|\x7f)[=+@\t-]|\x7f\x7f'
-)
+# A leg's free-text fields are joined by DEL and searched twice: for characters that need
+# escaping, quoting or dropping, and for a field that is empty or starts like a spreadsheet
+# formula. Most legs match neither and take the plain path; DEL inside a field can only cause
+# a needless careful pass. Two simple patterns scan several times faster than one alternation.
+_CARE_CHARS = re.compile('[&<>",\r\n\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+_CARE_STARTS = re.compile("\x7f[=+@\t\x7f-]")
+_CARE_FIRST = "=+@\t-\x7f"
 
 
 def detail_name(participant_id: str) -> str:
@@ -590,10 +591,11 @@ class WindowStream:
             src, dst = r.source_scheme, r.destination_scheme
             dn, da = mask_name(r.debtor_name), mask_account(r.debtor_account)
             cn, ca = mask_name(r.creditor_name), mask_account(r.creditor_account)
+            joined = f"{tid}\x7f{e2e}\x7f{dn}\x7f{da}\x7f{cn}\x7f{ca}\x7f{src}\x7f{dst}"
             if (
-                _CARE.search(f"{tid}\x7f{e2e}\x7f{dn}\x7f{da}\x7f{cn}\x7f{ca}\x7f{src}\x7f{dst}")
-                or len(tid) > 35 or len(e2e) > 35 or len(da) > 34 or len(ca) > 34
-                or len(dn) > 140 or len(cn) > 140 or not tid
+                _CARE_CHARS.search(joined) or _CARE_STARTS.search(joined)
+                or joined[0] in _CARE_FIRST or len(tid) > 35 or len(e2e) > 35
+                or len(da) > 34 or len(ca) > 34 or len(dn) > 140 or len(cn) > 140
             ):  # fmt: skip
                 line_a, line_b, details = _careful_row(r, committed, amt, dn, da, cn, ca)
             else:
