@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from clearing.money import Money
 from clearing.reasons import Reason, Rejection
@@ -32,6 +32,13 @@ from clearing.reasons import Reason, Rejection
 _PATH_AMT = "CdtTrfTxInf/IntrBkSttlmAmt"
 _PATH_DBTR = "CdtTrfTxInf/Dbtr/Id"
 IDENTITY_CHARS_MAX = 128
+
+
+def _zone(tz: str, owner: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{owner}: unknown time zone {tz!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class CorridorRule:
     limit_group: str | None = None
 
     def __post_init__(self) -> None:
-        ZoneInfo(self.tz)  # raises on an unknown zone
+        _zone(self.tz, self.name)
         limits = (self.per_tx_max_minor, self.daily_max_minor, self.yearly_max_minor)
         if any(v is not None for v in limits):
             if self.limit_currency is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 INTERVAL_S_MIN = 1
 INTERVAL_S_MAX = 7 * 24 * 3600
@@ -25,7 +25,10 @@ class CloseSchedule:
     tz: str = "Asia/Hong_Kong"
 
     def __post_init__(self) -> None:
-        ZoneInfo(self.tz)
+        try:
+            ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.tz!r}") from None
         if len(self.daily_at) > DAILY_TIMES_MAX:
             raise ValueError(f"at most {DAILY_TIMES_MAX} daily close times")
         if self.interval_s is not None and not INTERVAL_S_MIN <= self.interval_s <= INTERVAL_S_MAX:
