@@ -29,6 +29,8 @@ from gateway.submission import Forbidden
 GATEWAY = web.AppKey("gateway", Gateway)
 VERIFIER = web.AppKey("verifier", Verifier)
 OPERATOR_TOKEN = web.AppKey("operator_token", str)
+PARTICIPANT = web.RequestKey("participant", Participant)
+OPERATOR = web.RequestKey("operator", str)
 XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,7 +52,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         given = request.headers.get("Authorization", "")
         if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
             return _json_problem(401, "Unauthorized", "operator endpoints need the operator bearer token")
-        request["operator"] = "operator"
+        request[OPERATOR] = "operator"
         return await handler(request)
     try:
         pid = await request.app[VERIFIER].verify(request.method, request.raw_path, request.headers, body)
@@ -64,12 +66,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return _json_problem(401, "Unauthorized", f"unknown participant {pid}")
     if participant.status != "active":
         return _json_problem(403, "Forbidden", f"participant {pid} is suspended")
-    request["participant"] = participant
+    request[PARTICIPANT] = participant
     return await handler(request)
 
 
 def _me(request: web.Request) -> Participant:
-    return request["participant"]  # type: ignore[no-any-return]
+    return request[PARTICIPANT]
 
 
 async def _model(request: web.Request, model: type[BaseModel]) -> Any:

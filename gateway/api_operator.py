@@ -100,7 +100,13 @@ async def put_limits(request: web.Request) -> web.StreamResponse:
     try:
         ndc = Money.parse(body.net_debit_cap, ccy).minor
         cover = Money.parse(body.liquidity_cover, ccy).minor
-        view = await gw.clearing.set_limits(pid, ccy, ndc, cover, liquidity_saving=body.liquidity_saving)
+        view = await gw.clearing.set_limits(pid, ccy, ndc, cover)
+        if body.liquidity_saving is not None:
+            async with gw.pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE participant_limits SET liquidity_saving = $3 WHERE participant_id = $1 AND currency = $2",
+                    pid, ccy, body.liquidity_saving,
+                )
     except (MoneyError, ClearingError, ValueError) as exc:
         return problem(422, "Unprocessable Content", str(exc))
     return web.json_response(_jsonable(view))

@@ -21,6 +21,7 @@ from gateway import migrate
 from gateway.config import Settings
 from gateway.db import Database, create_pool, open_database
 from gateway.logging import get_logger
+from gateway.metrics import set_db_ready
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -83,16 +84,19 @@ async def readyz(request: web.Request) -> web.Response:
             async with pool.acquire() as conn:
                 current = await migrate.is_current(conn)
     except Exception as exc:  # any failure to reach the database means not ready
+        set_db_ready(False)
         return web.json_response({"status": "unavailable", "database": type(exc).__name__}, status=503)
+    set_db_ready(current)
     if not current:
         return web.json_response({"status": "unavailable", "migrations": "pending"}, status=503)
     return web.json_response({"status": "ready"})
 
 
-async def metrics(_request: web.Request) -> web.Response:
+async def metrics(request: web.Request) -> web.Response:
     from gateway.metrics import render_latest
 
-    body, content_type = render_latest()
+    # Rendering a large registry takes milliseconds: keep it off the event loop.
+    body, content_type = await asyncio.to_thread(render_latest, request.headers.get("Accept"))
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = content_type
     return resp
@@ -123,15 +127,23 @@ def database_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterato
     return ctx
 
 
-def create_app(settings: Settings) -> web.Application:
-    app = web.Application(
-        client_max_size=settings.request_body_bytes_max,
-        middlewares=[request_context],
-    )
+def create_app(settings: Settings, *, with_gateway: bool = True) -> web.Application:
+    """The app. `with_gateway=False` serves only health, readiness and metrics."""
+    from gateway import api, openapi, wiring
+    from gateway.metrics import http_metrics_middleware
+
+    middlewares = [request_context, http_metrics_middleware]
+    if with_gateway:
+        middlewares.append(api.authenticate)
+    app = web.Application(client_max_size=settings.request_body_bytes_max, middlewares=middlewares)
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app.cleanup_ctx.append(database_ctx(settings))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    if with_gateway:
+        app.cleanup_ctx.append(wiring.gateway_ctx)
+        api.register(app)
+        openapi.register(app)
     return app

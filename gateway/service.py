@@ -119,7 +119,7 @@ class Gateway:
         now = self.clock()
         for t in transfers:
             if t.quote_id is not None and ("id", t.quote_id) not in quotes:
-                q = await self.clearing.get_quote(t.quote_id)
+                q = await self._quote_by_id(t.quote_id)
                 if q is not None:
                     quotes[("id", t.quote_id)] = q
                 continue
@@ -135,6 +135,11 @@ class Gateway:
                 self._rate_quotes[pair] = cached
             quotes[pair] = cached
         return quotes
+
+    async def _quote_by_id(self, quote_id: str) -> Any:
+        async with self.pool.acquire() as conn:
+            found = await self.clearing._quotes(conn, {quote_id})
+        return found.get(quote_id)
 
     async def close_window(self, actor: str) -> Any:
         """Close the open window; settlement files are written by the caller from the result."""

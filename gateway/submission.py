@@ -64,7 +64,7 @@ def prepare(
     expires_at: Any,
 ) -> Candidate:
     """Route and convert one transfer; the candidate carries its rejection if it has one."""
-    tid = str(uuid.uuid4())
+    tid = uuid.uuid4().hex  # 32 characters: fits the 35 that ISO 20022 ids carry
     t = t.evolve(id=tid)
     digest = transfer_json.payload_sha256(t)
     r = route(t, sender, directory, proxies)

@@ -34,7 +34,17 @@ def operator_token(settings_token: str | None, data_dir: Path) -> str:
     """The operator bearer token: from BAYGATE_OPERATOR_TOKEN, else a file under the data dir."""
     if settings_token:
         return settings_token
-    path = data_dir / "keys" / "operator-token"
+    return _secret_file(data_dir / "keys" / "operator-token")
+
+
+def identity_key(settings_key: str | None, data_dir: Path) -> bytes:
+    """Key of the keyed hash of debtor identities (corridor limits): setting, else a local file."""
+    if settings_key:
+        return settings_key.encode()
+    return _secret_file(data_dir / "keys" / "identity-hash-key").encode()
+
+
+def _secret_file(path: Path) -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.touch(mode=0o600)
@@ -78,7 +88,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     key = load_or_create_signing_key(settings.data_dir)
     directory = Directory()
     await directory.refresh(pool)
-    store = ClearingStore(pool, clock=utc_now, transfer_timeout_s=settings.transfer_timeout_s)
+    store = ClearingStore(pool, utc_now, identity_key=identity_key(settings.identity_hash_key, settings.data_dir))
     accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s)
     gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
                  transfer_timeout_s=settings.transfer_timeout_s, accept=accept)
@@ -106,3 +116,4 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
             await collector
         await delivery.stop()
         await accept.stop()
+        await store.aclose()

@@ -20,8 +20,10 @@ async def test_readyz_green_when_migrated_red_when_not(db_dsn: str, empty_db_dsn
         m = await client.get("/metrics")
         assert m.status == 200
         assert "baygate_build_info" in await m.text()
-    # A database with no migrations and auto-migrate off is not ready.
-    app = create_app(load_settings(DATABASE_URL=empty_db_dsn, data_dir=tmp_path, auto_migrate=False))
+    # A database with no migrations and auto-migrate off is not ready (health endpoints only:
+    # the full gateway refuses to start on an unmigrated database).
+    settings = load_settings(DATABASE_URL=empty_db_dsn, data_dir=tmp_path, auto_migrate=False)
+    app = create_app(settings, with_gateway=False)
     async with TestClient(TestServer(app)) as client:
         r = await client.get("/readyz")
         assert r.status == 503
