@@ -15,9 +15,11 @@ include entry counts; the streamed rows are summed again and compared with the d
 totals (`WindowStream.mismatches`): the same fact checked on two paths.
 
 The entry and CSV text is produced by string templates rather than an element tree: a window
-of a million transfers is two million entries, and building an element per field costs ten
-times more. Every text value goes through `_xml` (escaping, XML 1.0 character filter, length
-limit) and the output is validated against the official XSDs in the tests.
+of a million transfers is two million entries, and building and serializing one entry with
+lxml took about 15 us here against well under 1 us for its template. Free text takes the
+plain path only when a scan finds nothing to escape, quote or leave out; otherwise `_xml`
+(escaping, XML 1.0 character filter, length limit) and `_cell` (CSV formula guard) apply.
+The output is validated against the official XSDs in the tests.
 
 Person data (debtor and creditor names and accounts) is masked per `Masking`, keeping the
 last characters. Amounts are always `Money.format()` strings.
@@ -413,7 +415,7 @@ def _check_control(out: SummaryCheck, control: list[str], sums: list[int]) -> No
 
 def agents_xml(window: Window) -> dict[str, str]:
     """Each participant as a camt.053 agent (clearing system and member id), built once per
-    window: statements repeat the two agents of every entry."""
+    window: every entry names its counterparty's agent."""
     return {
         p.id: f"<FinInstnId><ClrSysMmbId><ClrSysId><Prtry>{_xml(p.clearing_system, 35)}</Prtry>"
         f"</ClrSysId><MmbId>{_xml(p.clearing_code, 35)}</MmbId></ClrSysMmbId></FinInstnId>"
