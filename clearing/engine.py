@@ -264,7 +264,7 @@ class MemoryEngine:
             old.state = WindowState.SETTLED
             return WindowClose(old.id, new_id, now, None, (old.id,), netting)
         sid = len(self.settlements) + 1
-        event = st.SettlementEvent(SettlementState.PENDING_SETTLEMENT.value, actor, now)
+        event = st.created(actor, now, wids)
         view = SettlementView(sid, SettlementState.PENDING_SETTLEMENT, wids, lines, (event,))
         for wid in wids:
             self.windows[wid].state, self.windows[wid].settlement_id = WindowState.CLOSED, sid

@@ -47,6 +47,12 @@ def lines_from_totals(totals: Iterable[WindowTotal]) -> tuple[SettlementLine, ..
     return tuple(SettlementLine(n.participant_id, n.currency, n.net) for n in net_lines(totals))
 
 
+def created(actor: str, now: datetime, window_ids: Iterable[int]) -> SettlementEvent:
+    """The first event of a settlement: which windows it settles."""
+    detail = "windows " + ",".join(str(w) for w in window_ids)
+    return SettlementEvent(SettlementState.PENDING_SETTLEMENT.value, actor, now, detail)
+
+
 def check_actor(actor: str) -> None:
     if not actor or len(actor) > ACTOR_CHARS_MAX:
         raise ClearingError(f"actor must be 1 to {ACTOR_CHARS_MAX} characters")

@@ -114,8 +114,7 @@ async def _create_settlement(
         sid, [ln.participant_id for ln in lines], [ln.currency for ln in lines],
         [ln.debits for ln in lines], [ln.credits for ln in lines],
     )  # fmt: skip
-    await _event(conn, sid, SettlementEvent(SettlementState.PENDING_SETTLEMENT.value, actor, now,
-                                            f"windows {','.join(map(str, wids))}"))  # fmt: skip
+    await _event(conn, sid, st.created(actor, now, wids))
     return sid
 
 
