@@ -46,6 +46,7 @@ PACS009_NS = "urn:iso:std:iso:20022:tech:xsd:pacs.009.001.08"
 # All three Greater Bay Area jurisdictions keep UTC+8: the default settlement date is taken there.
 GBA_TZ = timezone(timedelta(hours=8), "UTC+08:00")
 PARTICIPANTS_MAX = 10_000
+PENDING_ITEMS_MAX = 131_072  # lines and entries waiting across all files of a WindowStream
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # window and participant ids: file-safe
 _UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -497,8 +498,10 @@ class WindowStream:
     Each leg is formatted once and written to both sides (payer: debit, payee: credit) when
     both belong to the set. Text waits in a short list per file; `feed` names the files whose
     list reached `chunk_items` and `take` hands their text over, so memory is bounded by files
-    times `chunk_items`, never by the number of transfers. Running sums per participant and
-    currency are compared with the declared totals by `mismatches` once all is fed."""
+    times `chunk_items`, never by the number of transfers. Unless given, `chunk_items` shares
+    PENDING_ITEMS_MAX among the files (8 to 64 each): long lists mean fewer, larger writes.
+    Running sums per participant and currency are compared with the declared totals by
+    `mismatches` once all is fed."""
 
     def __init__(
         self,
@@ -506,9 +509,9 @@ class WindowStream:
         participant_ids: Iterable[str],
         masking: Masking,
         generated_at: datetime,
-        chunk_items: int = 32,
+        chunk_items: int | None = None,
     ) -> None:
-        self.window, self.generated_at, self.chunk_items = window, generated_at, chunk_items
+        self.window, self.generated_at = window, generated_at
         self.members = frozenset(participant_ids)
         self._mask_name, self._mask_account = masking.name_fn(), masking.account_fn()
         self._currencies = set(window.currencies)
@@ -529,6 +532,9 @@ class WindowStream:
             if pid not in self._csv_lists:
                 self._csv_lists[pid] = self._pending[detail_name(pid)] = []
             self._camt_lists[ccy][pid] = self._pending[statement_name(pid, ccy)] = []
+        self.chunk_items = chunk_items or max(
+            8, min(64, PENDING_ITEMS_MAX // max(1, len(self._pending)))
+        )
         agents = agents_xml(window)
         self._debtor_agents = {p: f"<DbtrAgt>{a}</DbtrAgt>" for p, a in agents.items()}
         self._creditor_agents = {p: f"<CdtrAgt>{a}</CdtrAgt>" for p, a in agents.items()}

@@ -87,7 +87,7 @@ def default_window_dir(data_dir: Path, window_id: str) -> Path:
 
 
 class _Out:
-    """A file being written in chunks, hashed on the way. Unbuffered: chunks are already tens of
+    """A file being written in chunks, hashed on the way. Unbuffered: chunks are already several
     kilobytes, and thousands of files are open at once. Not fsynced here: `_fsync_files` does
     them all at the end, when the kernel has written most pages back in the background."""
 
