@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from adapters import identifiers as ids
 from adapters.base import DecodedTx
-from clearing.model import Account, Agent, PartyId, PartyIdType, Proxy, ProxyType
+from clearing.model import Account, Agent, PartyId, Proxy
 from clearing.money import Money, MoneyError
 from clearing.reasons import Reason, Rejection
 
@@ -153,7 +153,7 @@ def party_id(
     if error is not None:
         probs.add(Reason.RR04, where, error)
         return None
-    return PartyId(PartyIdType(type_code), value)
+    return PartyId(ids.PARTY_ID_TYPES[type_code], value)
 
 
 def agent(
@@ -197,7 +197,7 @@ def account(
         if error is not None or len(proxy_value) > PROXY_ID_LENGTH_MAX:
             probs.add(Reason.BE23, f"{where}/Prxy", error or "proxy id is too long")
             return None
-        proxy = Proxy(ProxyType(proxy_type), proxy_value)
+        proxy = Proxy(ids.PROXY_TYPES[proxy_type], proxy_value)
     if number is not None:
         number = number.strip()
         if number == NOT_PROVIDED and proxy is not None:

@@ -38,18 +38,17 @@ class Out:
             if required:
                 self.add(Reason.FF01, field, "is required")
             return None
+        if 0 < len(value) <= length_max and value == value.strip() and xmlsafe.xml_safe(value):
+            return xmlsafe.text(value)
         if not value or value != value.strip():
             self.add(Reason.FF01, field, "must be non-empty without surrounding spaces")
-            return None
-        if len(value) > length_max:
+        elif len(value) > length_max:
             self.add(
                 Reason.FF01, field, f"is longer than the {length_max} characters the target carries"
             )
-            return None
-        if not xmlsafe.xml_safe(value):
+        else:
             self.add(Reason.FF01, field, "holds characters XML cannot carry")
-            return None
-        return xmlsafe.text(value)
+        return None
 
     def piece(self, value: str, field: str, length_max: int) -> str | None:
         """A piece of a longer value (spaces at its edges are content): length and XML only."""

@@ -52,12 +52,15 @@ PROXY_CHECKS: dict[ProxyType, Check] = {
 }
 
 
+PROXY_TYPES = {t.value: t for t in ProxyType}
+PARTY_ID_TYPES = {t.value: t for t in PartyIdType}
+
+
 def proxy_error(type_code: str, value: str) -> str | None:
-    try:
-        check = PROXY_CHECKS[ProxyType(type_code)]
-    except ValueError:
+    kind = PROXY_TYPES.get(type_code)
+    if kind is None:
         return f"proxy type {type_code[:8]!r} is not one of MOBN, EMAL, SHID"
-    return check(value)
+    return PROXY_CHECKS[kind](value)
 
 
 def _other_id_error(value: str) -> str | None:
@@ -76,12 +79,11 @@ ORGANISATION_ID_TYPES = frozenset({PartyIdType.CN_USCC})
 
 
 def party_id_error(type_code: str, value: str) -> str | None:
-    try:
-        check = PARTY_ID_CHECKS[PartyIdType(type_code)]
-    except ValueError:
-        known = ", ".join(t.value for t in PartyIdType)
+    kind = PARTY_ID_TYPES.get(type_code)
+    if kind is None:
+        known = ", ".join(PARTY_ID_TYPES)
         return f"identification scheme {type_code[:12]!r} is not one of {known}"
-    return check(value)
+    return PARTY_ID_CHECKS[kind](value)
 
 
 def member_id_error(clearing_system: str, value: str) -> str | None:

@@ -124,3 +124,71 @@ def _unknown(c: Any, parent: Node, probs: Problems) -> None:
         f"{base}/{local(c.tag)}" if base else local(c.tag),
         "element is not supported here",
     )
+
+
+class Reader:
+    """`flatten` against one schema, remembering the plan of each valid shape it has seen.
+
+    Messages repeat themselves: a bulk message holds hundreds of transactions of the same
+    shape. A shape is the pre-order sequence of (tag, number of children), which fixes the
+    tree, so every structural check (unknown, repeated, misplaced elements) has the same
+    outcome for the same shape. The first transaction of a shape takes the exact walk; later
+    ones only read their texts into the remembered paths. Shapes with problems are never
+    remembered; at most `shapes_max` shapes are kept.
+    """
+
+    def __init__(self, schema: dict[str, Any], namespace: str, shapes_max: int = 256) -> None:
+        self.node = compile_schema(schema, namespace)
+        self.shapes_max = shapes_max
+        self._plans: dict[tuple[tuple[str, ...], tuple[int, ...]], _Plan] = {}
+
+    def flatten(self, el: Any, probs: Problems) -> dict[str, Any]:
+        els = list(el.iter())
+        key = (tuple([e.tag for e in els]), tuple([len(e) for e in els]))
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan.apply(els)
+        before = len(probs.items)
+        out = flatten(el, self.node, probs)
+        if len(probs.items) == before and len(self._plans) < self.shapes_max:
+            self._plans[key] = _Plan(el, self.node)
+        return out
+
+
+class _Plan:
+    """Where each element of one shape goes in the flat map (indices into `el.iter()`)."""
+
+    def __init__(self, el: Any, node: Node) -> None:
+        self.base: dict[str, Any] = {}
+        self.leaf_at: list[int] = []
+        self.leaf_paths: list[str] = []
+        self.attrs: list[tuple[int, str, str]] = []
+        self.multi: dict[str, list[int]] = {}
+        position = 0
+
+        def visit(parent: Any, parent_node: Node) -> None:
+            nonlocal position
+            for c in parent:
+                position += 1
+                path, sub, kind = parent_node.children[c.tag]
+                if kind == _CONTAINER:
+                    self.base[path] = CONTAINER
+                    visit(c, sub)
+                elif kind == _MULTI:
+                    self.multi.setdefault(path, []).append(position)
+                else:
+                    self.leaf_at.append(position)
+                    self.leaf_paths.append(path)
+                    for attr in sub.attrs:
+                        self.attrs.append((position, attr, f"{path}/@{attr}"))
+
+        visit(el, node)
+
+    def apply(self, els: list[Any]) -> dict[str, Any]:
+        out = self.base.copy()
+        out.update(zip(self.leaf_paths, [els[i].text for i in self.leaf_at], strict=True))
+        for i, attr, key in self.attrs:
+            out[key] = els[i].get(attr)
+        for path, at in self.multi.items():
+            out[path] = [els[i].text for i in at]
+        return out

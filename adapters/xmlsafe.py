@@ -107,17 +107,16 @@ def xml_safe(value: str) -> bool:
     return _XML_BAD.search(value) is None
 
 
+_SPECIAL = re.compile("[&<>\r]")
+
+
 def text(value: str) -> str:
     """Escape a value for element content. CR is written as a reference so it survives parsing."""
-    if "&" in value:
-        value = value.replace("&", "&amp;")
-    if "<" in value:
-        value = value.replace("<", "&lt;")
-    if ">" in value:
-        value = value.replace(">", "&gt;")
-    if "\r" in value:
-        value = value.replace("\r", "&#13;")
-    return value
+    if _SPECIAL.search(value) is None:
+        return value
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    )
 
 
 def local(tag: object) -> str:

@@ -26,7 +26,7 @@ from adapters.cn_ibps.mapping import (
     SYSTEM_CODE,
     TX_SCHEMA,
 )
-from adapters.walk import compile_schema, flatten
+from adapters.walk import Reader, compile_schema, flatten
 from adapters.xmlsafe import XmlLimits, XmlRejected, local, parse
 from clearing.model import Account, Agent, Party, Transfer
 from clearing.reasons import Reason, Rejection
@@ -38,7 +38,7 @@ _DOCUMENT, _BODY, _GRPHDR, _TX = (
     _Q + n for n in ("Document", "CstmrCdtTrf", "GrpHdr", "CstmrCdtTrfInf")
 )
 _GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_IBPS101)
-_TX_NODE = compile_schema(TX_SCHEMA, NS_IBPS101)
+_TX_READER = Reader(TX_SCHEMA, NS_IBPS101)
 
 
 def decode(data: bytes, limits: XmlLimits, txs_max: int) -> DecodedMessage:
@@ -136,7 +136,7 @@ class _TxReader:
     def read(self, i: int, el: Any) -> tuple[DecodedTx, str | None]:
         """The decoded transaction and its amount text (for CtrlSum)."""
         p = Problems(f"CstmrCdtTrfInf[{i + 1}]")
-        f = flatten(el, _TX_NODE, p)
+        f = _TX_READER.flatten(el, p)
         tx_id = text_field(f.get("TxId"), "TxId", p, length_max=ID_LENGTH_MAX)
         e2e = text_field(f.get("EndToEndId"), "EndToEndId", p, length_max=ID_LENGTH_MAX)
         uetr = checks.uetr(f.get("UETR"), "UETR", p)

@@ -39,13 +39,16 @@ def fps_id_with_check_digit(body: str) -> str:
     return body + luhn.calc_check_digit(body)
 
 
+_HKID_VALUES = {c: ord(c) - ord("A") + 10 for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"} | {" ": 36}
+
+
 def hkid_check_char(letters: str, digits: str) -> str:
     """HKID check character: weights 9..2 over (space-padded) letters and digits, mod 11."""
-    padded = letters.rjust(2)
-    values = [36 if c == " " else ord(c) - ord("A") + 10 for c in padded]
-    values += [int(d) for d in digits]
-    total = sum(v * w for v, w in zip(values, range(9, 1, -1), strict=True))
-    check = (11 - total % 11) % 11
+    first, second = (" ", letters) if len(letters) == 1 else (letters[0], letters[1])
+    total = 9 * _HKID_VALUES[first] + 8 * _HKID_VALUES[second]
+    for weight, d in zip((7, 6, 5, 4, 3, 2), digits, strict=True):
+        total += weight * (ord(d) - 48)
+    check = -total % 11
     return "A" if check == 10 else str(check)
 
 

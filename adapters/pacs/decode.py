@@ -25,7 +25,7 @@ from adapters.pacs.mapping import (
     USTRD_MAX,
 )
 from adapters.pacs.profile import PacsProfile
-from adapters.walk import compile_schema, flatten
+from adapters.walk import Reader, compile_schema, flatten
 from adapters.xmlsafe import XmlRejected, local, parse
 from clearing.model import Account, Agent, Party, Transfer
 from clearing.reasons import Reason, Rejection
@@ -35,7 +35,7 @@ _DOCUMENT, _BODY, _GRPHDR, _TX = (
     _Q + n for n in ("Document", "FIToFICstmrCdtTrf", "GrpHdr", "CdtTrfTxInf")
 )
 _GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_PACS008)
-_TX_NODE = compile_schema(TX_SCHEMA, NS_PACS008)
+_TX_READER = Reader(TX_SCHEMA, NS_PACS008)
 _CODE_MAX = {"Cd": 4, "Prtry": 35}
 CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 
@@ -124,7 +124,7 @@ class _TxReader:
     def read(self, i: int, el: Any) -> tuple[DecodedTx, str | None, str | None]:
         """The decoded transaction, its amount text (for CtrlSum), its debtor agent member id."""
         p = Problems(f"CdtTrfTxInf[{i + 1}]")
-        f = flatten(el, _TX_NODE, p)
+        f = _TX_READER.flatten(el, p)
         if "PmtId" not in f:
             p.add(Reason.FF01, "PmtId", "PmtId is required")
         e2e = text_field(f.get("PmtId/EndToEndId"), "PmtId/EndToEndId", p, length_max=ID_LENGTH_MAX)
@@ -152,11 +152,11 @@ class _TxReader:
         category = _code(f, "PmtTpInf/CtgyPurp", p)
         purpose = _code(f, "Purp", p)
         remittance = _remittance(f, p)
-        debtor, creditor = _party(f, "Dbtr", p), _party(f, "Cdtr", p)
-        debtor_agent = _agent(f, "DbtrAgt", p, creditor=False)
-        creditor_agent = _agent(f, "CdtrAgt", p, creditor=True) if "CdtrAgt" in f else None
-        debtor_account = _account(f, "DbtrAcct", p, debtor_agent)
-        creditor_account = _account(f, "CdtrAcct", p, creditor_agent)
+        debtor, creditor = _party(f, _DBTR, p), _party(f, _CDTR, p)
+        debtor_agent = _agent(f, _DBTR, p, creditor=False)
+        creditor_agent = _agent(f, _CDTR, p, creditor=True) if "CdtrAgt" in f else None
+        debtor_account = _account(f, _DBTR, p, debtor_agent)
+        creditor_account = _account(f, _CDTR, p, creditor_agent)
         if "CdtrAgt" not in f and (creditor_account is None or creditor_account.proxy is None):
             p.add(
                 Reason.RC10, "CdtrAgt", "CdtrAgt is required unless CdtrAcct/Prxy names the payee"
@@ -196,12 +196,13 @@ class _TxReader:
 def _code(f: dict[str, Any], where: str, p: Problems) -> str | None:
     if where not in f:
         return None
-    given = [k for k in ("Cd", "Prtry") if f.get(f"{where}/{k}") is not None]
-    if len(given) != 1:
+    cd, prtry = f.get(f"{where}/Cd"), f.get(f"{where}/Prtry")
+    if (cd is None) == (prtry is None):
         p.add(Reason.FF01, where, "exactly one of Cd or Prtry is required")
         return None
-    k = given[0]
-    return text_field(f[f"{where}/{k}"], f"{where}/{k}", p, length_max=_CODE_MAX[k])
+    if cd is not None:
+        return text_field(cd, f"{where}/Cd", p, length_max=_CODE_MAX["Cd"])
+    return text_field(prtry, f"{where}/Prtry", p, length_max=_CODE_MAX["Prtry"])
 
 
 def _remittance(f: dict[str, Any], p: Problems) -> str | None:
@@ -215,22 +216,44 @@ def _remittance(f: dict[str, Any], p: Problems) -> str | None:
     return text_field("".join(pieces), "RmtInf/Ustrd", p, length_max=USTRD_MAX * USTRD_LENGTH_MAX)
 
 
-def _party(f: dict[str, Any], where: str, p: Problems) -> Party | None:
-    if where not in f:
-        p.add(Reason.FF01, where, f"{where} is required")
+class _PartyPaths:
+    """Flat-map keys of one side (Dbtr or Cdtr), built once: the reader runs per transaction."""
+
+    def __init__(self, party: str) -> None:
+        self.party, self.name, self.id = party, f"{party}/Nm", f"{party}/Id"
+        self.org, self.prv = f"{party}/Id/OrgId", f"{party}/Id/PrvtId"
+        self.agent = f"{party}Agt"
+        self.member = f"{party}Agt/FinInstnId/ClrSysMmbId"
+        self.system_cd = f"{self.member}/ClrSysId/Cd"
+        self.system_prtry = f"{self.member}/ClrSysId/Prtry"
+        self.member_id = f"{self.member}/MmbId"
+        self.agent_name = f"{party}Agt/FinInstnId/Nm"
+        self.account = f"{party}Acct"
+        self.number = f"{party}Acct/Id/Othr/Id"
+        self.proxy = f"{party}Acct/Prxy"
+        self.proxy_type = f"{party}Acct/Prxy/Tp/Cd"
+        self.proxy_id = f"{party}Acct/Prxy/Id"
+
+
+_DBTR, _CDTR = _PartyPaths("Dbtr"), _PartyPaths("Cdtr")
+
+
+def _party(f: dict[str, Any], k: _PartyPaths, p: Problems) -> Party | None:
+    if k.party not in f:
+        p.add(Reason.FF01, k.party, f"{k.party} is required")
         return None
-    name = text_field(f.get(f"{where}/Nm"), f"{where}/Nm", p, length_max=NAME_LENGTH_MAX)
+    name = text_field(f.get(k.name), k.name, p, length_max=NAME_LENGTH_MAX)
     pid = None
-    if f"{where}/Id" in f:
-        org, prv = f"{where}/Id/OrgId", f"{where}/Id/PrvtId"
-        if (org in f) == (prv in f):
-            p.add(Reason.FF01, f"{where}/Id", "Id holds exactly one of OrgId or PrvtId")
+    if k.id in f:
+        org = k.org in f
+        if org == (k.prv in f):
+            p.add(Reason.FF01, k.id, "Id holds exactly one of OrgId or PrvtId")
         else:
-            base = org if org in f else prv
+            base = k.org if org else k.prv
             pid = checks.party_id(
                 f.get(f"{base}/Othr/SchmeNm/Prtry"), f.get(f"{base}/Othr/Id"), f"{base}/Othr", p
             )
-            if pid is not None and (pid.type in ORGANISATION_ID_TYPES) != (base == org):
+            if pid is not None and (pid.type in ORGANISATION_ID_TYPES) != org:
                 where_ok = "OrgId" if pid.type in ORGANISATION_ID_TYPES else "PrvtId"
                 p.add(
                     Reason.FF01,
@@ -241,32 +264,29 @@ def _party(f: dict[str, Any], where: str, p: Problems) -> Party | None:
     return Party(name, pid) if name is not None else None
 
 
-def _agent(f: dict[str, Any], where: str, p: Problems, *, creditor: bool) -> Agent | None:
-    if where not in f:
-        p.add(Reason.FF01, where, f"{where} is required")
+def _agent(f: dict[str, Any], k: _PartyPaths, p: Problems, *, creditor: bool) -> Agent | None:
+    if k.agent not in f:
+        p.add(Reason.FF01, k.agent, f"{k.agent} is required")
         return None
-    base = f"{where}/FinInstnId/ClrSysMmbId"
-    cd, prtry = f.get(f"{base}/ClrSysId/Cd"), f.get(f"{base}/ClrSysId/Prtry")
+    cd, prtry = f.get(k.system_cd), f.get(k.system_prtry)
     if cd is not None and prtry is not None:
-        p.add(Reason.FF01, f"{base}/ClrSysId", "exactly one of Cd or Prtry is required")
+        p.add(Reason.FF01, f"{k.member}/ClrSysId", "exactly one of Cd or Prtry is required")
         return None
-    name = text_field(
-        f.get(f"{where}/FinInstnId/Nm"),
-        f"{where}/FinInstnId/Nm",
-        p,
-        length_max=NAME_LENGTH_MAX,
-        required=False,
-    )
+    name = f.get(k.agent_name)
+    if name is not None:
+        name = text_field(name, k.agent_name, p, length_max=NAME_LENGTH_MAX)
     return checks.agent(
-        cd if cd is not None else prtry, f.get(f"{base}/MmbId"), name, base, p, creditor=creditor
+        cd if cd is not None else prtry, f.get(k.member_id), name, k.member, p, creditor=creditor
     )
 
 
-def _account(f: dict[str, Any], where: str, p: Problems, holder: Agent | None) -> Account | None:
-    if where not in f:
-        p.add(Reason.AC01, where, f"{where} is required")
+def _account(
+    f: dict[str, Any], k: _PartyPaths, p: Problems, holder: Agent | None
+) -> Account | None:
+    if k.account not in f:
+        p.add(Reason.AC01, k.account, f"{k.account} is required")
         return None
-    ptype, pval = f.get(f"{where}/Prxy/Tp/Cd"), f.get(f"{where}/Prxy/Id")
-    if f"{where}/Prxy" in f and ptype is None and pval is None:
+    ptype, pval = f.get(k.proxy_type), f.get(k.proxy_id)
+    if ptype is None and pval is None and k.proxy in f:
         ptype = ""
-    return checks.account(f.get(f"{where}/Id/Othr/Id"), ptype, pval, holder, where, p)
+    return checks.account(f.get(k.number), ptype, pval, holder, k.account, p)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from adapters.base import TranslationError
 from adapters.checks import NOT_PROVIDED, PROXY_ID_LENGTH_MAX
-from adapters.encoding import Out, amount_attr, code_element, instructed, iso_datetime, settlement
+from adapters.encoding import Out, code_element, instructed, iso_datetime, settlement
 from adapters.identifiers import ORGANISATION_ID_TYPES
 from adapters.pacs.mapping import (
     ACCOUNT_LENGTH_MAX,
@@ -35,6 +35,7 @@ CLEARING_SYSTEM_ELEMENTS = {
     "MOFPS": ("Prtry", "MOFPS"),
 }
 CHARGE_BEARER_DEFAULT = "SLEV"
+CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 
 
 def encode(
@@ -77,122 +78,112 @@ def encode(
 
 
 def _tx(profile: PacsProfile, w: Writer, t: Transfer, out: Out) -> Money | None:
+    """One CdtTrfTxInf, written as a few templates (this runs per transaction)."""
     money = settlement(t, profile.currencies, profile.scheme, out)
-    e2e = out.text(t.end_to_end_id, "end_to_end_id", ID_LENGTH_MAX, required=True)
-    w.open("CdtTrfTxInf")
-    w.open("PmtId")
-    _opt(w, "InstrId", out.text(t.instr_id, "instr_id", ID_LENGTH_MAX))
-    w.leaf("EndToEndId", e2e or "")
-    _opt(w, "TxId", out.text(t.tx_id, "tx_id", ID_LENGTH_MAX))
-    _opt(w, "UETR", out.text(t.uetr, "uetr", 36))
-    _opt(w, "ClrSysRef", out.text(t.id, "id", ID_LENGTH_MAX))
-    w.close("PmtId")
+    parts = w.parts
+    parts.append("<CdtTrfTxInf><PmtId>")
+    _opt(parts, "InstrId", out.text(t.instr_id, "instr_id", ID_LENGTH_MAX))
+    parts.append(
+        f"<EndToEndId>{out.text(t.end_to_end_id, 'end_to_end_id', ID_LENGTH_MAX, required=True)}</EndToEndId>"
+    )
+    _opt(parts, "TxId", out.text(t.tx_id, "tx_id", ID_LENGTH_MAX))
+    _opt(parts, "UETR", out.text(t.uetr, "uetr", 36))
+    _opt(parts, "ClrSysRef", out.text(t.id, "id", ID_LENGTH_MAX))
+    parts.append("</PmtId>")
     if t.category_purpose is not None:
-        w.open("PmtTpInf")
-        _code(w, "CtgyPurp", t.category_purpose, "category_purpose", out)
-        w.close("PmtTpInf")
+        parts.append(
+            f"<PmtTpInf>{_code('CtgyPurp', t.category_purpose, 'category_purpose', out)}</PmtTpInf>"
+        )
     if money is not None:
-        w.leaf("IntrBkSttlmAmt", money.format(), amount_attr(money))
+        parts.append(f'<IntrBkSttlmAmt Ccy="{money.currency}">{money.format()}</IntrBkSttlmAmt>')
     instd = instructed(t)
     if instd is not None:
-        w.leaf("InstdAmt", instd.format(), amount_attr(instd))
-    _opt(w, "XchgRate", out.text(t.exchange_rate, "exchange_rate", 22))
-    w.leaf("ChrgBr", out.text(t.charge_bearer or CHARGE_BEARER_DEFAULT, "charge_bearer", 4) or "")
-    _party(w, "Dbtr", t.debtor, "debtor", out)
-    _account(w, "DbtrAcct", t.debtor_account, "debtor_account", out)
-    _agent(w, "DbtrAgt", t.debtor_agent, "debtor_agent", out)
+        parts.append(f'<InstdAmt Ccy="{instd.currency}">{instd.format()}</InstdAmt>')
+    _opt(parts, "XchgRate", out.text(t.exchange_rate, "exchange_rate", 22))
+    bearer = t.charge_bearer or CHARGE_BEARER_DEFAULT
+    if bearer not in CHARGE_BEARERS:
+        out.add(Reason.FF01, "charge_bearer", "must be DEBT, CRED, SHAR or SLEV")
+    parts.append(f"<ChrgBr>{bearer}</ChrgBr>")
+    parts.append(_party("Dbtr", t.debtor, "debtor", out))
+    parts.append(_account("DbtrAcct", t.debtor_account, "debtor_account", out))
+    parts.append(_agent("DbtrAgt", t.debtor_agent, "debtor_agent", out))
     if t.creditor_agent is None:
         out.add(Reason.RC10, "creditor_agent", "the receiving provider must be known to encode")
     else:
-        _agent(w, "CdtrAgt", t.creditor_agent, "creditor_agent", out)
-    _party(w, "Cdtr", t.creditor, "creditor", out)
-    _account(w, "CdtrAcct", t.creditor_account, "creditor_account", out)
+        parts.append(_agent("CdtrAgt", t.creditor_agent, "creditor_agent", out))
+    parts.append(_party("Cdtr", t.creditor, "creditor", out))
+    parts.append(_account("CdtrAcct", t.creditor_account, "creditor_account", out))
     if t.purpose is not None:
-        _code(w, "Purp", t.purpose, "purpose", out)
+        parts.append(_code("Purp", t.purpose, "purpose", out))
     if t.remittance_info is not None:
-        _remittance(w, t.remittance_info, out)
-    w.close("CdtTrfTxInf")
+        parts.append(_remittance(t.remittance_info, out))
+    parts.append("</CdtTrfTxInf>")
     return money
 
 
-def _opt(w: Writer, name: str, value: str | None) -> None:
+def _opt(parts: list[str], name: str, value: str | None) -> None:
     if value is not None:
-        w.leaf(name, value)
+        parts.append(f"<{name}>{value}</{name}>")
 
 
-def _code(w: Writer, name: str, value: str, field: str, out: Out) -> None:
+def _code(name: str, value: str, field: str, out: Out) -> str:
     element = code_element(value)
-    w.open(name)
-    w.leaf(element, out.text(value, field, 4 if element == "Cd" else ID_LENGTH_MAX) or "")
-    w.close(name)
+    text = out.text(value, field, 4 if element == "Cd" else ID_LENGTH_MAX)
+    return f"<{name}><{element}>{text}</{element}></{name}>"
 
 
-def _remittance(w: Writer, value: str, out: Out) -> None:
+def _remittance(value: str, out: Out) -> str:
     """Split into Ustrd pieces of 140 characters; the reader joins them back without separator."""
     if out.text(value, "remittance_info", USTRD_MAX * USTRD_LENGTH_MAX) is None:
-        return
-    w.open("RmtInf")
-    for start in range(0, len(value), USTRD_LENGTH_MAX):
-        piece = value[start : start + USTRD_LENGTH_MAX]
-        w.leaf("Ustrd", out.piece(piece, "remittance_info", USTRD_LENGTH_MAX) or "")
-    w.close("RmtInf")
+        return ""
+    pieces = [
+        f"<Ustrd>{out.piece(value[i : i + USTRD_LENGTH_MAX], 'remittance_info', USTRD_LENGTH_MAX)}</Ustrd>"
+        for i in range(0, len(value), USTRD_LENGTH_MAX)
+    ]
+    return f"<RmtInf>{''.join(pieces)}</RmtInf>"
 
 
-def _party(w: Writer, name: str, party: Party, field: str, out: Out) -> None:
-    w.open(name)
-    w.leaf("Nm", out.cut(party.name, f"{field}.name", NAME_LENGTH_MAX) or "")
-    if party.id is not None:
-        kind = "OrgId" if party.id.type in ORGANISATION_ID_TYPES else "PrvtId"
-        w.open("Id")
-        w.open(kind)
-        w.open("Othr")
-        w.leaf("Id", out.text(party.id.value, f"{field}.id", ID_LENGTH_MAX) or "")
-        w.open("SchmeNm")
-        w.leaf("Prtry", party.id.type.value)
-        w.close("SchmeNm")
-        w.close("Othr")
-        w.close(kind)
-        w.close("Id")
-    w.close(name)
+def _party(name: str, party: Party, field: str, out: Out) -> str:
+    nm = out.cut(party.name, f"{field}.name", NAME_LENGTH_MAX)
+    if party.id is None:
+        return f"<{name}><Nm>{nm}</Nm></{name}>"
+    kind = "OrgId" if party.id.type in ORGANISATION_ID_TYPES else "PrvtId"
+    value = out.text(party.id.value, f"{field}.id", ID_LENGTH_MAX)
+    return (
+        f"<{name}><Nm>{nm}</Nm><Id><{kind}><Othr><Id>{value}</Id>"
+        f"<SchmeNm><Prtry>{party.id.type.value}</Prtry></SchmeNm></Othr></{kind}></Id></{name}>"
+    )
 
 
-def _account(w: Writer, name: str, account: Account, field: str, out: Out) -> None:
+def _account(name: str, account: Account, field: str, out: Out) -> str:
     if account.number is None and account.proxy is None:
         out.add(Reason.AC01, field, "an account number or a proxy is required")
-        return
-    w.open(name)
-    w.open("Id")
-    w.open("Othr")
-    number = account.number if account.number is not None else NOT_PROVIDED
-    w.leaf("Id", out.text(number, f"{field}.number", ACCOUNT_LENGTH_MAX) or "")
-    w.close("Othr")
-    w.close("Id")
-    if account.proxy is not None:
-        w.open("Prxy")
-        w.open("Tp")
-        w.leaf("Cd", account.proxy.type.value)
-        w.close("Tp")
-        w.leaf("Id", out.text(account.proxy.value, f"{field}.proxy", PROXY_ID_LENGTH_MAX) or "")
-        w.close("Prxy")
-    w.close(name)
+        return ""
+    number = out.text(account.number or NOT_PROVIDED, f"{field}.number", ACCOUNT_LENGTH_MAX)
+    if account.proxy is None:
+        return f"<{name}><Id><Othr><Id>{number}</Id></Othr></Id></{name}>"
+    proxy = out.text(account.proxy.value, f"{field}.proxy", PROXY_ID_LENGTH_MAX)
+    return (
+        f"<{name}><Id><Othr><Id>{number}</Id></Othr></Id>"
+        f"<Prxy><Tp><Cd>{account.proxy.type.value}</Cd></Tp><Id>{proxy}</Id></Prxy></{name}>"
+    )
 
 
-def _agent(w: Writer, name: str, agent: Agent, field: str, out: Out) -> None:
+def _agent(name: str, agent: Agent, field: str, out: Out) -> str:
     system = CLEARING_SYSTEM_ELEMENTS.get(agent.clearing_system)
     if system is None:
         out.add(
             Reason.RC10, field, f"clearing system {agent.clearing_system[:12]!r} is not carried"
         )
-        return
-    w.open(name)
-    w.open("FinInstnId")
-    w.open("ClrSysMmbId")
-    w.open("ClrSysId")
-    w.leaf(*system)
-    w.close("ClrSysId")
-    w.leaf("MmbId", out.text(agent.member_id, f"{field}", ID_LENGTH_MAX) or "")
-    w.close("ClrSysMmbId")
-    if agent.name is not None:
-        w.leaf("Nm", out.cut(agent.name, f"{field}.name", NAME_LENGTH_MAX) or "")
-    w.close("FinInstnId")
-    w.close(name)
+        return ""
+    element, code = system
+    member = out.text(agent.member_id, field, ID_LENGTH_MAX)
+    nm = (
+        ""
+        if agent.name is None
+        else f"<Nm>{out.cut(agent.name, f'{field}.name', NAME_LENGTH_MAX)}</Nm>"
+    )
+    return (
+        f"<{name}><FinInstnId><ClrSysMmbId><ClrSysId><{element}>{code}</{element}></ClrSysId>"
+        f"<MmbId>{member}</MmbId></ClrSysMmbId>{nm}</FinInstnId></{name}>"
+    )
