@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -121,6 +122,119 @@ def cmd_translate(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import demo
+    from gateway.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, "warning")
+    return asyncio.run(demo(settings, exit_after=args.exit, messages=args.messages, rate_per_s=args.rate,
+                            seed=args.seed))
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from gateway.traffic import send_file
+
+    settings = _settings()
+    base = args.url or f"http://{settings.host}:{settings.port}"
+    code, body = send_file(base, args.participant, args.key, args.scheme, args.file)
+    sys.stdout.buffer.write(body)
+    if body and not body.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")
+    return code
+
+
+async def _pool_for(settings: Settings) -> tuple[Any, Any]:
+    import asyncpg
+
+    from gateway.db import open_database
+
+    db = await open_database(settings)
+    return db, await asyncpg.create_pool(db.dsn, min_size=1, max_size=4)
+
+
+def cmd_settlement(args: argparse.Namespace) -> int:
+    from gateway.settlement_export import verify_settlement_dir
+    from gateway.signing_keys import load_or_create_signing_key
+
+    settings = _settings()
+    if args.action == "verify":
+        from gateway.signing_keys import load_public_key
+
+        key = None
+        with contextlib.suppress(Exception):
+            key = load_public_key(settings.data_dir)
+        problems = verify_settlement_dir(Path(args.target), key)
+        for p in problems:
+            print(f"{p.code} {p.path}: {p.message}")
+        if not problems:
+            print(f"OK {args.target}")
+        return 1 if problems else 0
+
+    async def run() -> int:
+        from tqdm import tqdm
+
+        from gateway import settlement_service
+
+        db, pool = await _pool_for(settings)
+        bar = tqdm(unit="entries", desc=f"window {args.target}", disable=not sys.stderr.isatty())
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = await settlement_service.export(
+                pool, settings.data_dir, load_or_create_signing_key(settings.data_dir), int(args.target),
+                out_dir=Path(args.out) if args.out else None, progress=progress)
+        except (settlement_service.UnknownWindow, FileExistsError, ValueError) as exc:
+            print(f"baygate settlement export: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            bar.close()
+            await pool.close()
+            await asyncio.to_thread(db.stop)
+        print(f"wrote {result.path} ({len(result.manifest.get('files', {}))} files, {result.entries} entries)")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from gateway.reconcile import reconcile
+    from gateway.settlement_export import default_window_dir
+
+    settings = _settings()
+    folder = Path(args.dir) if args.dir else default_window_dir(settings.data_dir, str(args.window))
+
+    async def run(conn: Any) -> list[str]:
+        return await reconcile(conn, args.window, folder if folder.exists() else None)
+
+    diffs = asyncio.run(_with_conn(settings, run))
+    for d in diffs:
+        print(d)
+    if not diffs:
+        print(f"OK window {args.window} reconciles" + ("" if folder.exists() else " (no settlement files found)"))
+    return 1 if diffs else 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from gateway import audit
+    from gateway.db import open_database
+
+    settings = _settings()
+
+    async def run() -> int:
+        db = await open_database(settings)
+        try:
+            return await audit.verify_cli(db.dsn)
+        finally:
+            await asyncio.to_thread(db.stop)
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="baygate", description="Greater Bay Area clearing gateway")
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +262,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", dest="dst", required=True)
     s.add_argument("file")
     s.set_defaults(fn=cmd_translate)
+    s = sub.add_parser("demo", help="run a simulated business day end to end")
+    s.add_argument("--exit", action="store_true", help="stop after the summary; exit 0 only if every check held")
+    s.add_argument("--messages", type=int, default=1500, help="messages to send (default 1500)")
+    s.add_argument("--rate", type=float, default=150.0, help="messages per second (default 150)")
+    s.add_argument("--seed", type=int, default=None)
+    s.set_defaults(fn=cmd_demo)
+
+    s = sub.add_parser("send", help="sign and submit a native message, print the native answer")
+    s.add_argument("--as", dest="participant", required=True)
+    s.add_argument("--key", required=True)
+    s.add_argument("--scheme", required=True)
+    s.add_argument("--url", default=None, help="gateway base URL (default from BAYGATE_HOST/PORT)")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_send)
+
+    s = sub.add_parser("settlement", help="settlement files of a closed window")
+    s.add_argument("action", choices=["export", "verify"])
+    s.add_argument("target", help="window id (export) or settlement folder (verify)")
+    s.add_argument("--out", default=None, help="export: folder to write (default under the data dir)")
+    s.set_defaults(fn=cmd_settlement)
+
+    s = sub.add_parser("reconcile", help="compare ledger, transfers, positions and files of a window")
+    s.add_argument("window", type=int)
+    s.add_argument("--dir", default=None, help="settlement folder (default under the data dir)")
+    s.set_defaults(fn=cmd_reconcile)
+
+    s = sub.add_parser("audit", help="audit journal")
+    s.add_argument("action", choices=["verify"])
+    s.set_defaults(fn=cmd_audit)
     return p
 
 
