@@ -122,8 +122,9 @@ SELECT t.id, t.state, t.window_id, t.reason
   FROM unnest($1::text[]) AS k(id) JOIN clearing_transfers t ON t.id = k.id
 """
 
-# Rows a batch may create (payees seen for the first time). A proposed row must satisfy the
-# table's checks even when it conflicts, so deltas are applied by the update below instead.
+# Rows for payees credited for the first time, created in a transaction of their own. (A
+# proposed row must pass the table's checks even when it conflicts, so an upsert cannot carry
+# a negative reserved delta; and creating rows inside a batch would lock them out of order.)
 ENSURE_POSITIONS = """
 INSERT INTO clearing_positions (participant_id, currency)
 SELECT k.participant_id, k.currency
@@ -148,6 +149,7 @@ UPDATE clearing_positions p
    SET net = p.net + d.net, reserved = p.reserved + d.reserved
   FROM d JOIN locked l ON l.participant_id = d.participant_id AND l.currency = d.currency
  WHERE p.participant_id = d.participant_id AND p.currency = d.currency
+RETURNING p.participant_id, p.currency
 """
 
 RELEASE_USAGE = """

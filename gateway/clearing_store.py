@@ -57,7 +57,15 @@ from gateway.batcher import MicroBatcher
 
 Clock = Callable[[], datetime]
 EXPIRE_LIMIT_MAX = 10_000
-_KNOWN_POSITIONS_MAX = 1_000_000
+_END_ATTEMPTS_MAX = 3
+
+
+class _MissingPositions(Exception):
+    """Position rows a batch needs do not exist yet: roll back, create them, run again."""
+
+    def __init__(self, keys: list[PosKey]) -> None:
+        super().__init__(f"missing position rows {keys}")
+        self.keys = keys
 
 
 def _cols(rows: Iterable[tuple[Any, ...]], n: int) -> list[list[Any]]:
@@ -96,7 +104,6 @@ class ClearingStore:
         self.identity_key = identity_key
         self.rules = rules
         self.quote_ttl_s = quote_ttl_s
-        self._known_positions: set[PosKey] = set()
         self._ender: MicroBatcher[tuple[Event, str, str | None], Outcome] = MicroBatcher(
             self._end_batch,
             batch_max=end_batch_max,
@@ -234,6 +241,23 @@ class ClearingStore:
         first: dict[str, tuple[Event, str | None]] = {}
         for ev, tid, reason in items:
             first.setdefault(tid, (ev, reason))
+        for _ in range(_END_ATTEMPTS_MAX):
+            try:
+                return _outcomes(items, await self._end_once(first, now))
+            except _MissingPositions as missing:
+                # A payee's first credit in a currency: create its row on its own, holding no
+                # other lock (creating it inside the batch would take it out of lock order).
+                async with self.pool.acquire() as conn:
+                    await conn.execute(
+                        q.ENSURE_POSITIONS,
+                        [k[0] for k in missing.keys],
+                        [k[1] for k in missing.keys],
+                    )
+        raise ClearingError("position rows missing after creating them")
+
+    async def _end_once(
+        self, first: dict[str, tuple[Event, str | None]], now: datetime
+    ) -> dict[str, Outcome]:
         async with self.pool.acquire() as conn, conn.transaction():
             window_id = None
             if any(ev is Event.COMMIT for ev, _ in first.values()):
@@ -253,18 +277,15 @@ class ClearingStore:
             rest = [tid for tid in first if tid not in final]
             for r in await conn.fetch(q.STATES, rest) if rest else ():
                 final[r[0]] = Outcome(r[0], TransferState(r[1]), False, r[2], r[3])
-            created: list[PosKey] = []
             if endings:
-                created = await self._apply(conn, endings, window_id, now)
-        if len(self._known_positions) < _KNOWN_POSITIONS_MAX:
-            self._known_positions.update(created)  # only once committed
-        return _outcomes(items, final)
+                await self._apply(conn, endings, window_id, now)
+        return final
 
     async def _apply(
         self, conn: asyncpg.Connection, endings: list[Ending], window_id: int | None,
         now: datetime,
-    ) -> list[PosKey]:  # fmt: skip
-        """Write the effects of a batch of endings; return position keys it created."""
+    ) -> None:  # fmt: skip
+        """Write the effects of a batch of endings, in lock order, position rows last."""
         fx: Effects = effects(endings)
         if fx.entries:
             assert window_id is not None
@@ -282,19 +303,16 @@ class ClearingStore:
                 [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
             )  # fmt: skip
         keys = fx.position_keys()
-        created = [k for k in keys if k not in self._known_positions]
-        if created:
-            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in created], [k[1] for k in created])
-        status = await conn.execute(
+        done = await conn.fetch(
             q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
             [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
         )  # fmt: skip
-        assert status == f"UPDATE {len(keys)}", f"position rows missing: {status}"
+        if len(done) != len(keys):
+            raise _MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in done}))
         usage = sorted((k, d) for k, d in fx.usage.items() if d)
         if usage:
             g, h, p = _cols((k for k, _ in usage), 3)
             await conn.execute(q.RELEASE_USAGE, g, h, p, [d for _, d in usage])
-        return created
 
     async def transfer_state(self, transfer_id: str) -> Outcome:
         async with self.pool.acquire() as conn:

@@ -170,11 +170,12 @@ async def _settle(
     )  # fmt: skip
     deltas = sorted(st.position_deltas(view.lines).items())
     if deltas:
-        await conn.execute(q.ENSURE_POSITIONS, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas])
-        await conn.execute(
+        done = await conn.fetch(
             q.APPLY_POSITIONS, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas],
             [d for _, d in deltas], [0] * len(deltas),
         )  # fmt: skip
+        # Every line comes from committed legs, which created their position rows.
+        assert len(done) == len(deltas), "a settled participant has no position row"
         entries = settlement_entries(view.id, view.lines)
         await conn.copy_records_to_table(
             "clearing_ledger_entries",
