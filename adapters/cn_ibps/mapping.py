@@ -144,8 +144,8 @@ IBPS_TABLE = table(
     FieldMap(
         "creditor_amount",
         (f"{_TX}Amt",),
-        "outbound: when set, it is the Amt the receiving provider gets, and the debtor-side "
-        "amount is written as InstdAmt (unless instructed_amount is set)",
+        "when set, it is the Amt the receiving provider gets, and the debtor-side amount is "
+        "written as InstdAmt (unless instructed_amount is set)",
         direction="out",
     ),
     FieldMap("instructed_amount", (f"{_TX}InstdAmt",), "any supported currency (Baygate addition)"),

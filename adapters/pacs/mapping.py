@@ -129,7 +129,7 @@ PACS_TABLE = table(
     FieldMap(
         "instructing_member_id",
         ("GrpHdr/InstgAgt/FinInstnId/ClrSysMmbId/MmbId",),
-        "read from inbound messages; when absent, the first transaction's DbtrAgt member id",
+        "when absent, the first transaction's DbtrAgt member id",
         direction="in",
     ),
     FieldMap("end_to_end_id", (f"{_TX}PmtId/EndToEndId",)),
@@ -139,16 +139,16 @@ PACS_TABLE = table(
     FieldMap(
         "id",
         (f"{_TX}PmtId/ClrSysRef",),
-        "written on outbound messages; a ClrSysRef in an inbound message is ignored, since "
-        "Baygate is the clearing system and assigns its own",
+        "a ClrSysRef in an inbound message is ignored: Baygate is the clearing system and "
+        "assigns its own",
         direction="out",
     ),
     FieldMap("amount", (f"{_TX}IntrBkSttlmAmt",), "with its Ccy attribute"),
     FieldMap(
         "creditor_amount",
         (f"{_TX}IntrBkSttlmAmt",),
-        "outbound: when set, it is the IntrBkSttlmAmt the receiving provider gets, and the "
-        "debtor-side amount is written as InstdAmt (unless instructed_amount is set)",
+        "when set, it is the IntrBkSttlmAmt the receiving provider gets, and the debtor-side "
+        "amount is written as InstdAmt (unless instructed_amount is set)",
         direction="out",
     ),
     FieldMap("instructed_amount", (f"{_TX}InstdAmt",), "any supported currency"),
