@@ -25,7 +25,7 @@ import asyncpg
 
 from clearing.model import Transfer, TransferState, TxStatus
 from clearing.reasons import Reason, Rejection
-from gateway import transfer_json
+from gateway import audit, transfer_json
 
 CANDIDATES_PER_BATCH_MAX = 2_000
 
@@ -197,3 +197,14 @@ async def _record(
     await conn.execute(_EVENTS, ids, states, statuses, reasons, now, details)
     if reserved:
         await conn.execute(_OUTBOX, reserved, "deliver", now)
+    # Journal last: appenders queue on the chain head until this transaction commits.
+    by_id = {c.transfer.id: c for c in fresh}
+    await audit.append(conn, [
+        audit.AuditEvent(
+            audit.KIND_MESSAGE_ACCEPTED, tid, now,
+            {"sender": by_id[tid].sender_id, "msg_id": by_id[tid].transfer.msg_id,
+             "end_to_end_id": by_id[tid].transfer.end_to_end_id, "payload_sha256": by_id[tid].payload_sha256,
+             "state": st, "status": sts, "reason": rs},
+        )
+        for tid, st, sts, rs in zip(ids, states, statuses, reasons, strict=True)
+    ])

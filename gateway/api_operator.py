@@ -114,8 +114,11 @@ async def put_limits(request: web.Request) -> web.StreamResponse:
 
 async def close_window(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
-    result = await gw.close_window(ACTOR)
-    return web.json_response(_jsonable(result))
+    result, head = await gw.close_window(ACTOR)
+    body = _jsonable(result)
+    body["audit_chain_head"] = head
+    body["settlement_files"] = f"/v1/operator/settlements/windows/{result.window_id}/files"
+    return web.json_response(body)
 
 
 async def confirm_settlement(request: web.Request) -> web.StreamResponse:

@@ -25,7 +25,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,8 +38,9 @@ from adapters.base import AdapterError, StatusReport, TranslationError
 from adapters.registry import get_adapter
 from clearing.model import TransferState, TxStatus
 from clearing.reasons import Reason
-from gateway import metrics, transfer_json
+from gateway import audit, metrics, transfer_json
 from gateway.auth import sign_request
+from gateway.batcher import MicroBatcher
 from gateway.logging import get_logger
 
 GATEWAY_KEY_ID = "baygate"
@@ -53,10 +54,12 @@ WHERE o.id = due.id
 RETURNING o.id, o.transfer_id, o.kind, o.attempts
 """
 
-_FINISH = """
-UPDATE transfers SET state = $2, tx_status = $3, reason = $4, reason_message = $5, updated_at = $6
-WHERE id = $1 AND state NOT IN ('COMMITTED', 'ABORTED', 'EXPIRED', 'REJECTED')
-RETURNING sender_id, source_scheme, destination_scheme, created_at
+_FINISH_MANY = """
+UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
+       reason_message = u.msg, updated_at = $6
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, state, tx_status, reason, msg)
+WHERE t.id = u.id AND t.state NOT IN ('COMMITTED', 'ABORTED', 'EXPIRED', 'REJECTED')
+RETURNING t.id, t.state, t.reason, t.source_scheme, t.destination_scheme, t.created_at
 """
 
 
@@ -72,6 +75,7 @@ class DeliveryConfig:
     response_bytes_max: int = 1024 * 1024
     expiry_sweep_interval_s: float = 0.5
     expiry_batch_max: int = 1000
+    finish_batch_max: int = 1000
 
 
 @dataclass
@@ -86,6 +90,7 @@ class DeliveryWorker:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
+    _finisher: MicroBatcher[tuple[str, TransferState, Reason | None, str | None], None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,6 +111,8 @@ class DeliveryWorker:
         for t in [*self._tasks, *self._in_flight]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self._finisher is not None:
+            await self._finisher.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -249,27 +256,55 @@ class DeliveryWorker:
                                "the receiving provider did not accept in time")
 
     async def _finish(self, tid: str, state: TransferState, reason: Reason | None, message: str | None) -> None:
-        status = TxStatus.ACSC if state == TransferState.COMMITTED else TxStatus.RJCT
+        """Record a final state; concurrent finishes share one transaction (see _finish_batch)."""
+        if self._finisher is None:
+            self._finisher = MicroBatcher(self._finish_batch, batch_max=self.config.finish_batch_max,
+                                          linger_ms=1.0, queue_depth_max=100_000, name="finish")
+        await self._finisher.submit((tid, state, reason, message))
+
+    async def _finish_batch(self, items: Sequence[tuple[str, TransferState, Reason | None, str | None]]) -> list[None]:
         now = self.clock()
+        first: dict[str, tuple[str, TransferState, Reason | None, str | None]] = {}
+        for it in items:
+            first.setdefault(it[0], it)
+        rows = list(first.values())
+        ids = [r[0] for r in rows]
+        states = [str(r[1]) for r in rows]
+        statuses = [str(TxStatus.ACSC if r[1] == TransferState.COMMITTED else TxStatus.RJCT) for r in rows]
+        reasons = [r[2] and str(r[2]) for r in rows]
+        msgs = [r[3] for r in rows]
         async with self.pool.acquire() as conn, conn.transaction():
-            rec = await conn.fetchrow(_FINISH, tid, state, status, reason and str(reason), message, now)
-            if rec is None:
-                return  # already final
-            await conn.execute(
-                "INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail) VALUES ($1,$2,$3,$4,$5,$6)",
-                tid, now, state, status, reason and str(reason), message,
-            )
-            await conn.execute(
-                """INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at) VALUES ($1, 'callback', $2, $2)
-                   ON CONFLICT (transfer_id, kind) DO NOTHING""",
-                tid, now,
-            )
-        metrics.record_transfer(rec["source_scheme"], rec["destination_scheme"], str(status))
-        if reason is not None:
-            metrics.record_rejection(str(reason), rec["source_scheme"])
-        metrics.observe_e2e(rec["source_scheme"], rec["destination_scheme"],
-                            max(0.0, (now - rec["created_at"]).total_seconds()))
-        self.wake()
+            done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now)
+            if done:
+                changed = {r["id"] for r in done}
+                keep = [i for i, tid in enumerate(ids) if tid in changed]
+                await conn.execute(
+                    """INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
+                       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])""",
+                    [ids[i] for i in keep], [now] * len(keep), [states[i] for i in keep],
+                    [statuses[i] for i in keep], [reasons[i] for i in keep], [msgs[i] for i in keep],
+                )
+                await conn.execute(
+                    """INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
+                       SELECT id, 'callback', $2, $2 FROM unnest($1::text[]) AS o(id)
+                       ON CONFLICT (transfer_id, kind) DO NOTHING""",
+                    [ids[i] for i in keep], now,
+                )
+                await audit.append(conn, [
+                    audit.AuditEvent(audit.KIND_TRANSFER_STATE, ids[i], now,
+                                     {"state": states[i], "status": statuses[i], "reason": reasons[i]})
+                    for i in keep
+                ])
+        for r in done:
+            status = TxStatus.ACSC if r["state"] == TransferState.COMMITTED else TxStatus.RJCT
+            metrics.record_transfer(r["source_scheme"], r["destination_scheme"], str(status))
+            if r["reason"] is not None:
+                metrics.record_rejection(r["reason"], r["source_scheme"])
+            metrics.observe_e2e(r["source_scheme"], r["destination_scheme"],
+                                max(0.0, (now - r["created_at"]).total_seconds()))
+        if done:
+            self.wake()
+        return [None] * len(items)
 
     # --- callback ------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from adapters.base import DecodedMessage, StatusReport
 from adapters.registry import get_adapter
 from clearing.model import Transfer, TxStatus
 from clearing.reasons import Reason
-from gateway import metrics
+from gateway import audit, metrics
 from gateway.acceptance import CANDIDATES_PER_BATCH_MAX, Candidate, Outcome, accept_batch
 from gateway.batcher import BatcherFull, MicroBatcher
 from gateway.logging import get_logger
@@ -102,6 +102,8 @@ class Gateway:
         self.transfer_timeout_s = transfer_timeout_s
         self.accept = accept
         self._rate_quotes: dict[tuple[str, str], Any] = {}
+        self.export_settlement: Callable[[int, str], Awaitable[Any]] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     async def refresh_directory(self, force: bool = False) -> None:
         if force or self.directory.stale():
@@ -141,9 +143,39 @@ class Gateway:
             found = await self.clearing._quotes(conn, {quote_id})
         return found.get(quote_id)
 
-    async def close_window(self, actor: str) -> Any:
-        """Close the open window; settlement files are written by the caller from the result."""
-        return await self.clearing.close_window(actor)
+    async def close_window(self, actor: str) -> tuple[Any, str]:
+        """Close the open window, journal the close, and start writing its settlement files.
+
+        Returns the clearing result and the audit chain head recorded with the close (the
+        settlement manifest carries it). Files are written in the background: closing never
+        waits for an export of a large window.
+        """
+        close = await self.clearing.close_window(actor)
+        async with self.pool.acquire() as conn, conn.transaction():
+            head = await audit.append(conn, [audit.AuditEvent(
+                "window.closed", f"window-{close.window_id}", close.closed_at,
+                {"actor": actor, "next_window_id": close.next_window_id,
+                 "settlement_id": close.settlement_id,
+                 "gross_minor": {n.currency: n.gross_minor for n in close.netting},
+                 "net_minor": {n.currency: n.net_minor for n in close.netting}},
+            )])
+        if self.export_settlement is not None:
+            task = asyncio.create_task(self._export(close.window_id, str(head)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return close, str(head)
+
+    async def _export(self, window_id: int, head: str) -> None:
+        assert self.export_settlement is not None
+        try:
+            await self.export_settlement(window_id, head)
+        except Exception as exc:  # the operator can re-run `baygate settlement export`
+            _log.error("settlement_export_failed", window_id=window_id, error=repr(exc))
+
+    async def drain(self) -> None:
+        """Wait for background settlement exports (shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     async def submit_transfers(self, sender: Participant, transfers: Sequence[Transfer]) -> list[Outcome]:
         await self.refresh_directory()

@@ -127,6 +127,9 @@ async def export(
 
 async def settle_closed_window(stack: Any, close: dict[str, Any]) -> dict[str, Any]:
     """Demo finance steps for a close: export files, verify, reconcile, confirm every payment."""
+    import json
+
+    from gateway import audit
     from gateway.reconcile import reconcile
     from gateway.settlement_export import verify_settlement_dir
     from gateway.signing_keys import load_or_create_signing_key
@@ -137,21 +140,40 @@ async def settle_closed_window(stack: Any, close: dict[str, Any]) -> dict[str, A
     key = load_or_create_signing_key(settings.data_dir)
     pool = await asyncpg.create_pool(stack.dsn, min_size=1, max_size=4)
     try:
-        result = await export(pool, settings.data_dir, key, window_id)
-        problems = verify_settlement_dir(result.path, key.public_key())
+        folder = await wait_for_files(settings.data_dir, window_id)
+        problems = verify_settlement_dir(folder, key.public_key())
         checks["settlement files verify (hashes, signature, control totals)"] = (
             not problems, "; ".join(p.message for p in problems[:3]))
         async with pool.acquire() as conn:
-            diffs = await reconcile(conn, window_id, result.path)
+            diffs = await reconcile(conn, window_id, folder)
+            journal = await audit.verify(conn)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        checks["audit journal chain intact; manifest carries its head at close"] = (
+            journal.ok and bool(manifest.get("audit_chain_head")),
+            "; ".join(journal.problems[:3]) or f"head {manifest.get('audit_chain_head')}")
         checks["reconciliation: ledger, transfers, positions and files agree"] = (
             not diffs, "; ".join(diffs[:3]))
         sid = close.get("settlement_id")
         if sid is not None:
             state = await _confirm_all(stack, int(sid))
             checks["settlement confirmed by finance and SETTLED"] = (state == "SETTLED", state)
-        return {"dir": str(result.path), "checks": checks}
+        return {"dir": str(folder), "checks": checks}
     finally:
         await pool.close()
+
+
+async def wait_for_files(data_dir: Path, window_id: int, timeout_s: float = 120.0) -> Path:
+    """The window's settlement folder, once the background export has published it."""
+    import asyncio
+    import time
+
+    folder = default_window_dir(data_dir, str(window_id))
+    deadline = time.monotonic() + timeout_s
+    while not (folder / "manifest.json").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no settlement files for window {window_id} after {timeout_s} s")
+        await asyncio.sleep(0.1)
+    return folder
 
 
 async def _confirm_all(stack: Any, settlement_id: int) -> str:

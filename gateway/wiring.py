@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway import api, metrics
+from gateway import api, metrics, settlement_service
 from gateway.app import POOL, SETTINGS
 from gateway.auth import DirectoryKeyResolver, Verifier
 from gateway.clearing_store import ClearingStore
@@ -93,6 +93,12 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
                  transfer_timeout_s=settings.transfer_timeout_s, accept=accept)
     delivery = DeliveryWorker(pool, store, directory, utc_now, key)
+
+    async def export_settlement(window_id: int, head: str) -> None:
+        result = await settlement_service.export(pool, settings.data_dir, key, window_id, audit_chain_head=head)
+        _log.info("settlement_files_written", window_id=window_id, path=str(result.path), entries=result.entries)
+
+    gw.export_settlement = export_settlement
     accept.on_accepted = lambda _outcomes: delivery.wake()
 
     def lookup(pid: str) -> str | None:
@@ -114,6 +120,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await collector
+        await gw.drain()
         await delivery.stop()
         await accept.stop()
         await store.aclose()
