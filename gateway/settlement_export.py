@@ -47,7 +47,6 @@ MANIFEST_FORMAT = "baygate-settlement-manifest/1"
 SIGNING_CONTEXT = b"baygate-settlement-manifest/1\n"  # domain separation for the gateway key
 MANIFEST_BYTES_MAX = 64 * 1024 * 1024
 BATCH_ROWS_MAX = 100_000
-WRITE_BUFFER_BYTES = 1024 * 1024
 READ_CHUNK_BYTES = 1024 * 1024
 FSYNC_THREADS = 4
 OPEN_THREADS = 8
