@@ -40,6 +40,7 @@ STATUS_EQUIVALENTS = {
     "ACCC": TxStatus.ACSC,  # settlement completed on the creditor's account
     "RCVD": TxStatus.PDNG,  # received, not yet processed
 }
+_TX_STATUSES = {s.value: s for s in TxStatus}
 MESSAGE_LENGTH_MAX = ADDTL_INF_MAX * ADDTL_INF_LENGTH_MAX
 REPORTS_MAX = 10_000
 
@@ -171,11 +172,10 @@ def _report(
     where: str,
     gateway_id: str | None = None,
 ) -> StatusReport:
-    code = _strip(f.get(status_key))
-    try:
-        status = STATUS_EQUIVALENTS.get(code or "") or TxStatus(code)
-    except ValueError:
-        raise _malformed(f"{where}/{status_key}", "status is missing or unknown") from None
+    code = _strip(f.get(status_key)) or ""
+    status = STATUS_EQUIVALENTS.get(code) or _TX_STATUSES.get(code)
+    if status is None:
+        raise _malformed(f"{where}/{status_key}", "status is missing or unknown")
     reason, message = read_reason(
         _strip(f.get("StsRsnInf/Rsn/Cd")) or _strip(f.get("StsRsnInf/Rsn/Prtry")),
         "".join(v for v in f.get("StsRsnInf/AddtlInf", []) if v),
