@@ -24,7 +24,7 @@ from adapters.cn_ibps.mapping import (
     NS_IBPS101,
     SYSTEM_CODE,
 )
-from adapters.encoding import Out, amount_attr, instructed, iso_datetime, settlement
+from adapters.encoding import Out, instructed, iso_datetime, settlement
 from adapters.identifiers import CLEARING_SYSTEMS
 from adapters.xmlsafe import Writer
 from clearing.model import Account, Agent, Party, Transfer
@@ -104,6 +104,7 @@ def _common_cnaps(agents: Sequence[Agent | None]) -> str | None:
 
 
 def _tx(w: Writer, t: Transfer, out: Out) -> Money | None:
+    """One CstmrCdtTrfInf, written as a few templates (this runs per transaction)."""
     money = settlement(t, CURRENCIES, SCHEME, out)
     if t.charge_bearer not in CHARGE_BEARERS_CARRIED:
         out.add(
@@ -111,96 +112,77 @@ def _tx(w: Writer, t: Transfer, out: Out) -> Money | None:
             "charge_bearer",
             f"cn-ibps cannot carry charge bearer {t.charge_bearer!r}: IBPS charges follow the scheme (SLEV only)",
         )
-    w.open("CstmrCdtTrfInf")
-    w.leaf("TxId", out.text(t.tx_id or t.end_to_end_id, "tx_id", ID_LENGTH_MAX) or "")
-    w.leaf(
-        "EndToEndId", out.text(t.end_to_end_id, "end_to_end_id", ID_LENGTH_MAX, required=True) or ""
-    )
+    parts = w.parts
+    tx_id = out.text(t.tx_id or t.end_to_end_id, "tx_id", ID_LENGTH_MAX)
+    e2e = out.text(t.end_to_end_id, "end_to_end_id", ID_LENGTH_MAX, required=True)
+    parts.append(f"<CstmrCdtTrfInf><TxId>{tx_id}</TxId><EndToEndId>{e2e}</EndToEndId>")
     if t.uetr is not None:
-        w.leaf("UETR", out.text(t.uetr, "uetr", 36) or "")
-    _party(w, "Dbtr", t.debtor, "debtor", out)
-    _account(w, "DbtrAcct", t.debtor_account, "debtor_account", out)
-    _agent(w, "DbtrAgt", t.debtor_agent, "debtor_agent", out)
+        parts.append(f"<UETR>{out.text(t.uetr, 'uetr', 36)}</UETR>")
+    parts.append(_party("Dbtr", t.debtor, "debtor", out))
+    parts.append(_account("DbtrAcct", t.debtor_account, "debtor_account", out))
+    parts.append(_agent("DbtrAgt", t.debtor_agent, "debtor_agent", out))
     if t.creditor_agent is None:
         out.add(Reason.RC10, "creditor_agent", "the receiving provider must be known to encode")
     else:
-        _agent(w, "CdtrAgt", t.creditor_agent, "creditor_agent", out)
-    _party(w, "Cdtr", t.creditor, "creditor", out)
-    _account(w, "CdtrAcct", t.creditor_account, "creditor_account", out)
+        parts.append(_agent("CdtrAgt", t.creditor_agent, "creditor_agent", out))
+    parts.append(_party("Cdtr", t.creditor, "creditor", out))
+    parts.append(_account("CdtrAcct", t.creditor_account, "creditor_account", out))
     if money is not None:
-        w.leaf("Amt", money.format(), amount_attr(money))
+        parts.append(f'<Amt Ccy="{money.currency}">{money.format()}</Amt>')
     instd = instructed(t)
     if instd is not None:
-        w.leaf("InstdAmt", instd.format(), amount_attr(instd))
+        parts.append(f'<InstdAmt Ccy="{instd.currency}">{instd.format()}</InstdAmt>')
     if t.exchange_rate is not None:
-        w.leaf("XchgRate", out.text(t.exchange_rate, "exchange_rate", 22) or "")
+        parts.append(f"<XchgRate>{out.text(t.exchange_rate, 'exchange_rate', 22)}</XchgRate>")
     if t.category_purpose is not None:
-        w.open("PmtTpInf")
-        _prtry(w, "CtgyPurp", t.category_purpose, "category_purpose", out)
-        w.close("PmtTpInf")
+        ctgy = out.text(t.category_purpose, "category_purpose", ID_LENGTH_MAX)
+        parts.append(f"<PmtTpInf><CtgyPurp><Prtry>{ctgy}</Prtry></CtgyPurp></PmtTpInf>")
     if t.purpose is not None:
-        _prtry(w, "Purp", t.purpose, "purpose", out)
+        parts.append(f"<Purp><Prtry>{out.text(t.purpose, 'purpose', ID_LENGTH_MAX)}</Prtry></Purp>")
     if t.remittance_info is not None:
-        w.leaf(
-            "AddtlInf", out.text(t.remittance_info, "remittance_info", ADDTL_INF_LENGTH_MAX) or ""
-        )
-    w.close("CstmrCdtTrfInf")
+        info = out.text(t.remittance_info, "remittance_info", ADDTL_INF_LENGTH_MAX)
+        parts.append(f"<AddtlInf>{info}</AddtlInf>")
+    parts.append("</CstmrCdtTrfInf>")
     return money
 
 
-def _prtry(w: Writer, name: str, value: str, field: str, out: Out) -> None:
-    w.open(name)
-    w.leaf("Prtry", out.text(value, field, ID_LENGTH_MAX) or "")
-    w.close(name)
+def _party(name: str, party: Party, field: str, out: Out) -> str:
+    nm = out.cut(party.name, f"{field}.name", NAME_LENGTH_MAX)
+    if party.id is None:
+        return f"<{name}><Nm>{nm}</Nm></{name}>"
+    value = out.text(party.id.value, f"{field}.id", ID_LENGTH_MAX)
+    return f"<{name}><Nm>{nm}</Nm><Id><Tp>{party.id.type.value}</Tp><Id>{value}</Id></Id></{name}>"
 
 
-def _party(w: Writer, name: str, party: Party, field: str, out: Out) -> None:
-    w.open(name)
-    w.leaf("Nm", out.cut(party.name, f"{field}.name", NAME_LENGTH_MAX) or "")
-    if party.id is not None:
-        w.open("Id")
-        w.leaf("Tp", party.id.type.value)
-        w.leaf("Id", out.text(party.id.value, f"{field}.id", ID_LENGTH_MAX) or "")
-        w.close("Id")
-    w.close(name)
-
-
-def _account(w: Writer, name: str, account: Account, field: str, out: Out) -> None:
+def _account(name: str, account: Account, field: str, out: Out) -> str:
     if account.number is None and account.proxy is None:
         out.add(Reason.AC01, field, "an account number or a proxy is required")
-        return
-    w.open(name)
-    w.open("Id")
-    w.open("Othr")
-    number = account.number if account.number is not None else NOT_PROVIDED
-    w.leaf("Id", out.text(number, f"{field}.number", ACCOUNT_LENGTH_MAX) or "")
-    w.close("Othr")
-    w.close("Id")
-    if account.proxy is not None:
-        w.open("Prxy")
-        w.leaf("Tp", account.proxy.type.value)
-        w.leaf("Id", out.text(account.proxy.value, f"{field}.proxy", PROXY_ID_LENGTH_MAX) or "")
-        w.close("Prxy")
-    w.close(name)
+        return ""
+    number = out.text(account.number or NOT_PROVIDED, f"{field}.number", ACCOUNT_LENGTH_MAX)
+    if account.proxy is None:
+        return f"<{name}><Id><Othr><Id>{number}</Id></Othr></Id></{name}>"
+    proxy = out.text(account.proxy.value, f"{field}.proxy", PROXY_ID_LENGTH_MAX)
+    return (
+        f"<{name}><Id><Othr><Id>{number}</Id></Othr></Id>"
+        f"<Prxy><Tp>{account.proxy.type.value}</Tp><Id>{proxy}</Id></Prxy></{name}>"
+    )
 
 
-def _agent(w: Writer, name: str, agent: Agent, field: str, out: Out) -> None:
+def _agent(name: str, agent: Agent, field: str, out: Out) -> str:
     if agent.clearing_system not in CLEARING_SYSTEMS:
         out.add(
             Reason.RC10, field, f"clearing system {agent.clearing_system[:12]!r} is not carried"
         )
-        return
-    member = out.text(agent.member_id, field, ID_LENGTH_MAX) or ""
-    w.open(name)
+        return ""
+    member = out.text(agent.member_id, field, ID_LENGTH_MAX)
+    nm = (
+        ""
+        if agent.name is None
+        else f"<Nm>{out.cut(agent.name, f'{field}.name', NAME_LENGTH_MAX)}</Nm>"
+    )
     if agent.clearing_system == CLEARING_SYSTEM:
-        w.open("BrnchId")
-        w.leaf("Id", member)
-        w.close("BrnchId")
-    else:
-        w.open("ClrSysMmbId")
-        w.leaf("ClrSysId", agent.clearing_system)
-        w.leaf("MmbId", member)
-        w.close("ClrSysMmbId")
-    if agent.name is not None:
-        w.leaf("Nm", out.cut(agent.name, f"{field}.name", NAME_LENGTH_MAX) or "")
-    w.close(name)
+        return f"<{name}><BrnchId><Id>{member}</Id></BrnchId>{nm}</{name}>"
+    return (
+        f"<{name}><ClrSysMmbId><ClrSysId>{agent.clearing_system}</ClrSysId>"
+        f"<MmbId>{member}</MmbId></ClrSysMmbId>{nm}</{name}>"
+    )

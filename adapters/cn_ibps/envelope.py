@@ -93,28 +93,34 @@ def _refuse(message: str, where: str = "{H:}") -> AdapterError:
     return AdapterError(Rejection(Reason.FF01, message, where))
 
 
+_HEADER_RE = re.compile(
+    r"\{H:"
+    + "".join(f"(?P<{name}>[\x20-\x7e]{{{width}}})" for name, width in _WIDTHS.items())
+    + r"\}",
+    re.ASCII,
+)
+_HEADER_FIELDS = frozenset(f.name for f in fields(Header))
+
+
 def parse_header(line: bytes) -> Header:
-    if not line.isascii():
-        raise _refuse("header must be ASCII")
-    text = line.decode("ascii")
-    if len(text) != HEADER_LENGTH or not text.startswith("{H:") or not text.endswith("}"):
-        raise _refuse(f"header must be {{H:...}} of exactly {HEADER_LENGTH} characters")
-    values, pos = {}, 3
-    for name, width in _WIDTHS.items():
-        raw = text[pos : pos + width]
-        pos += width
-        value = raw.rstrip(" ")
-        if not _FIELD_RE.fullmatch(value):
-            raise _refuse(f"{name} must be left-aligned printable ASCII", f"{{H:}}/{name}")
-        values[name] = value
+    try:
+        text = line.decode("ascii")
+    except UnicodeDecodeError:
+        raise _refuse("header must be ASCII") from None
+    m = _HEADER_RE.fullmatch(text)
+    if m is None:
+        raise _refuse(f"header must be {{H:...}} of exactly {HEADER_LENGTH} printable characters")
+    values = {name: raw.rstrip(" ") for name, raw in m.groupdict().items()}
+    for name, value in values.items():
+        if " " in value:
+            raise _refuse(f"{name} must be left-aligned without inner spaces", f"{{H:}}/{name}")
     if values["version"] != VERSION:
         raise _refuse(f"header version must be {VERSION}", "{H:}/version")
     if values["struct_type"] != "XML":
         raise _refuse("StructType must be XML", "{H:}/struct_type")
     if not (values["send_date"].isdigit() and values["send_time"].isdigit()):
         raise _refuse("send date and time must be digits", "{H:}/send_date")
-    names = {f.name for f in fields(Header)}
-    return Header(**{k: v for k, v in values.items() if k in names})
+    return Header(**{k: v for k, v in values.items() if k in _HEADER_FIELDS})
 
 
 def split(data: bytes, size_bytes_max: int) -> Envelope:
