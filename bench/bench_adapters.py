@@ -29,7 +29,10 @@ WHEN = datetime(2025, 6, 22, 9, 30, 15, tzinfo=HKT)
 
 
 def _transfer(i: int, currency: str = "HKD") -> Transfer:
-    """A realistic northbound-style transfer: named parties, HKID, proxy, purpose, remittance."""
+    """A realistic northbound-style transfer: named parties, HKID, proxy, purpose, remittance.
+
+    In a bulk message the payer is the same and every payee differs, as in a payroll run.
+    """
     return Transfer(
         msg_id="BENCH",
         end_to_end_id=f"E2E-{i:08d}",
@@ -38,13 +41,15 @@ def _transfer(i: int, currency: str = "HKD") -> Transfer:
         debtor=Party("CHAN Tai Man 陳大文", PartyId(PartyIdType.HKID, "A1234563")),
         debtor_account=Account("01287500123456"),
         debtor_agent=Agent("HKNCC", "012", "Bank of China (Hong Kong)"),
-        creditor=Party("李小梅"),
-        creditor_account=Account(None, Proxy(ProxyType.MOBILE, "+86-13800138000")),
+        creditor=Party(f"李小梅 {i}"),
+        creditor_account=Account(
+            f"{6222020200000000000 + i}", Proxy(ProxyType.MOBILE, f"+86-138{i:08d}")
+        ),
         creditor_agent=Agent("CNAPS", "104584000003"),
         tx_id=f"TX-{i:08d}",
         uetr="3f0c1f0e-9a55-4b6e-8a3e-1c2d3e4f5a6b",
         purpose="GIFT",
-        remittance_info="Happy birthday 生日快乐",
+        remittance_info=f"Salary 工资 2025-06 #{i}",
         charge_bearer="SLEV",
         created_at=WHEN,
     )

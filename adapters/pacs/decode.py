@@ -120,6 +120,18 @@ class _TxReader:
         self.profile = profile
         self.msg_id = msg_id
         self.created_at = created_at
+        # A bulk message repeats its payer and providers: values already found valid in this
+        # message are taken as they are (only valid ones: problems need each transaction's path).
+        self.seen: dict[tuple[str | bool | None, ...], Any] = {}
+
+    def _remembered(self, key: tuple[str | bool | None, ...], p: Problems, read: Any) -> Any:
+        value = self.seen.get(key)
+        if value is None:
+            before = len(p.items)
+            value = read()
+            if value is not None and len(p.items) == before and len(self.seen) < SEEN_MAX:
+                self.seen[key] = value
+        return value
 
     def read(self, i: int, el: Any) -> tuple[DecodedTx, str | None, str | None]:
         """The decoded transaction, its amount text (for CtrlSum), its debtor agent member id."""
@@ -152,9 +164,16 @@ class _TxReader:
         category = _code(f, "PmtTpInf/CtgyPurp", p)
         purpose = _code(f, "Purp", p)
         remittance = _remittance(f, p)
-        debtor, creditor = _party(f, _DBTR, p), _party(f, _CDTR, p)
-        debtor_agent = _agent(f, _DBTR, p, creditor=False)
-        creditor_agent = _agent(f, _CDTR, p, creditor=True) if "CdtrAgt" in f else None
+        debtor = self._remembered(_DBTR.party_key(f), p, lambda: _party(f, _DBTR, p))
+        creditor = self._remembered(_CDTR.party_key(f), p, lambda: _party(f, _CDTR, p))
+        debtor_agent = self._remembered(
+            _DBTR.agent_key(f), p, lambda: _agent(f, _DBTR, p, creditor=False)
+        )
+        creditor_agent = None
+        if "CdtrAgt" in f:
+            creditor_agent = self._remembered(
+                _CDTR.agent_key(f), p, lambda: _agent(f, _CDTR, p, creditor=True)
+            )
         debtor_account = _account(f, _DBTR, p, debtor_agent)
         creditor_account = _account(f, _CDTR, p, creditor_agent)
         if "CdtrAgt" not in f and (creditor_account is None or creditor_account.proxy is None):
@@ -222,6 +241,8 @@ class _PartyPaths:
     def __init__(self, party: str) -> None:
         self.party, self.name, self.id = party, f"{party}/Nm", f"{party}/Id"
         self.org, self.prv = f"{party}/Id/OrgId", f"{party}/Id/PrvtId"
+        self.org_scheme, self.org_value = f"{self.org}/Othr/SchmeNm/Prtry", f"{self.org}/Othr/Id"
+        self.prv_scheme, self.prv_value = f"{self.prv}/Othr/SchmeNm/Prtry", f"{self.prv}/Othr/Id"
         self.agent = f"{party}Agt"
         self.member = f"{party}Agt/FinInstnId/ClrSysMmbId"
         self.system_cd = f"{self.member}/ClrSysId/Cd"
@@ -234,8 +255,34 @@ class _PartyPaths:
         self.proxy_type = f"{party}Acct/Prxy/Tp/Cd"
         self.proxy_id = f"{party}Acct/Prxy/Id"
 
+    def party_key(self, f: dict[str, Any]) -> tuple[str | bool | None, ...]:
+        """Everything `_party` reads, as a key for values already checked in this message."""
+        return (
+            self.party,
+            self.party in f,
+            f.get(self.name),
+            self.id in f,
+            self.org in f,
+            f.get(self.org_scheme),
+            f.get(self.org_value),
+            self.prv in f,
+            f.get(self.prv_scheme),
+            f.get(self.prv_value),
+        )
+
+    def agent_key(self, f: dict[str, Any]) -> tuple[str | bool | None, ...]:
+        return (
+            self.agent,
+            self.agent in f,
+            f.get(self.system_cd),
+            f.get(self.system_prtry),
+            f.get(self.member_id),
+            f.get(self.agent_name),
+        )
+
 
 _DBTR, _CDTR = _PartyPaths("Dbtr"), _PartyPaths("Cdtr")
+SEEN_MAX = 1024  # distinct parties and agents remembered per message
 
 
 def _party(f: dict[str, Any], k: _PartyPaths, p: Problems) -> Party | None:
@@ -251,7 +298,10 @@ def _party(f: dict[str, Any], k: _PartyPaths, p: Problems) -> Party | None:
         else:
             base = k.org if org else k.prv
             pid = checks.party_id(
-                f.get(f"{base}/Othr/SchmeNm/Prtry"), f.get(f"{base}/Othr/Id"), f"{base}/Othr", p
+                f.get(k.org_scheme if org else k.prv_scheme),
+                f.get(k.org_value if org else k.prv_value),
+                f"{base}/Othr",
+                p,
             )
             if pid is not None and (pid.type in ORGANISATION_ID_TYPES) != org:
                 where_ok = "OrgId" if pid.type in ORGANISATION_ID_TYPES else "PrvtId"

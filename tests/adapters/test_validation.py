@@ -323,3 +323,17 @@ def test_all_problems_of_a_transaction_are_listed() -> None:
         NO_CTRL_SUM,
     )
     assert {code for code, _ in only_tx_errors(message, 1)} == {"AM01", "FF01"}
+
+
+def test_a_repeated_bad_value_is_reported_in_every_transaction() -> None:
+    """The debtor agent appears in all three transactions: each names its own path."""
+    message = decode("hk-fps", HK_MULTI, "<MmbId>004</MmbId>", "<MmbId>04</MmbId>", -1)
+    assert [[(r.code.value, r.path) for r in tx.errors] for tx in message.txs] == [
+        [("FF01", f"CdtTrfTxInf[{n}]/DbtrAgt/FinInstnId/ClrSysMmbId")] for n in (1, 2, 3)
+    ]
+
+
+def test_a_repeated_good_value_decodes_in_every_transaction() -> None:
+    message = decode("hk-fps", HK_MULTI)
+    agents = {tx.transfer.debtor_agent for tx in message.txs if tx.transfer}
+    assert len(message.transfers) == 3 and len(agents) == 1
