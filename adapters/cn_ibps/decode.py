@@ -26,7 +26,7 @@ from adapters.cn_ibps.mapping import (
     SYSTEM_CODE,
     TX_SCHEMA,
 )
-from adapters.walk import Reader, compile_schema, flatten
+from adapters.walk import Reader
 from adapters.xmlsafe import XmlLimits, XmlRejected, local, parse
 from clearing.model import Account, Agent, Party, Transfer
 from clearing.reasons import Reason, Rejection
@@ -37,7 +37,7 @@ _Q = "{" + NS_IBPS101 + "}"
 _DOCUMENT, _BODY, _GRPHDR, _TX = (
     _Q + n for n in ("Document", "CstmrCdtTrf", "GrpHdr", "CstmrCdtTrfInf")
 )
-_GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_IBPS101)
+_GRPHDR_READER = Reader(GRPHDR_SCHEMA, NS_IBPS101)
 _TX_READER = Reader(TX_SCHEMA, NS_IBPS101)
 
 
@@ -84,7 +84,7 @@ def decode(data: bytes, limits: XmlLimits, txs_max: int) -> DecodedMessage:
 
 def _decode_body(env_header: envelope.Header, header: Any, tx_els: list[Any]) -> DecodedMessage:
     hp = Problems("GrpHdr")
-    h = flatten(header, _GRPHDR_NODE, hp)
+    h = _GRPHDR_READER.flatten(header, hp)
     msg_id = text_field(h.get("MsgId"), "MsgId", hp, length_max=ID_LENGTH_MAX)
     created_at = checks.iso_datetime(h.get("CreDtTm"), "CreDtTm", hp)
     instructing = _participant(h.get("InstgPty/InstgDrctPty"), "InstgPty/InstgDrctPty", hp)

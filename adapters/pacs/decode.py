@@ -25,7 +25,7 @@ from adapters.pacs.mapping import (
     USTRD_MAX,
 )
 from adapters.pacs.profile import PacsProfile
-from adapters.walk import Reader, compile_schema, flatten
+from adapters.walk import Reader
 from adapters.xmlsafe import XmlRejected, local, parse
 from clearing.model import Account, Agent, Party, Transfer
 from clearing.reasons import Reason, Rejection
@@ -34,7 +34,7 @@ _Q = "{" + NS_PACS008 + "}"
 _DOCUMENT, _BODY, _GRPHDR, _TX = (
     _Q + n for n in ("Document", "FIToFICstmrCdtTrf", "GrpHdr", "CdtTrfTxInf")
 )
-_GRPHDR_NODE = compile_schema(GRPHDR_SCHEMA, NS_PACS008)
+_GRPHDR_READER = Reader(GRPHDR_SCHEMA, NS_PACS008)
 _TX_READER = Reader(TX_SCHEMA, NS_PACS008)
 _CODE_MAX = {"Cd": 4, "Prtry": 35}
 CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
@@ -81,7 +81,7 @@ def decode(profile: PacsProfile, data: bytes) -> DecodedMessage:
 
 def _decode_body(profile: PacsProfile, header: Any, tx_els: list[Any]) -> DecodedMessage:
     hp = Problems("GrpHdr")
-    h = flatten(header, _GRPHDR_NODE, hp)
+    h = _GRPHDR_READER.flatten(header, hp)
     msg_id = text_field(h.get("MsgId"), "MsgId", hp, length_max=ID_LENGTH_MAX)
     created_at = iso_datetime(h.get("CreDtTm"), "CreDtTm", hp)
     mtd = h.get("SttlmInf/SttlmMtd")
@@ -89,7 +89,7 @@ def _decode_body(profile: PacsProfile, header: Any, tx_els: list[Any]) -> Decode
         hp.add(Reason.FF01, "SttlmInf/SttlmMtd", "settlement method must be CLRG")
     instructing = (h.get("InstgAgt/FinInstnId/ClrSysMmbId/MmbId") or "").strip() or None
 
-    reader = _TxReader(profile, msg_id or "", created_at)
+    reader = _TxReader(profile, msg_id or "", created_at, remember=len(tx_els) > 1)
     decoded = [reader.read(i, el) for i, el in enumerate(tx_els)]
     txs = checks.refuse_duplicates([d for d, _, _ in decoded], "CdtTrfTxInf[{n}]/PmtId/EndToEndId")
     if instructing is None:
@@ -116,15 +116,21 @@ def _refused(profile: PacsProfile, first: Rejection, *more: Rejection) -> Decode
 class _TxReader:
     """Reads one CdtTrfTxInf; its helpers take the flat map `f` and the transaction's Problems."""
 
-    def __init__(self, profile: PacsProfile, msg_id: str, created_at: datetime | None) -> None:
+    def __init__(
+        self, profile: PacsProfile, msg_id: str, created_at: datetime | None, *, remember: bool
+    ) -> None:
         self.profile = profile
+        self.remember = remember
         self.msg_id = msg_id
         self.created_at = created_at
         # A bulk message repeats its payer and providers: values already found valid in this
         # message are taken as they are (only valid ones: problems need each transaction's path).
         self.seen: dict[tuple[str | bool | None, ...], Any] = {}
 
-    def _remembered(self, key: tuple[str | bool | None, ...], p: Problems, read: Any) -> Any:
+    def _remembered(self, key: Any, p: Problems, read: Any) -> Any:
+        if not self.remember:
+            return read()
+        key = key()
         value = self.seen.get(key)
         if value is None:
             before = len(p.items)
@@ -164,15 +170,16 @@ class _TxReader:
         category = _code(f, "PmtTpInf/CtgyPurp", p)
         purpose = _code(f, "Purp", p)
         remittance = _remittance(f, p)
-        debtor = self._remembered(_DBTR.party_key(f), p, lambda: _party(f, _DBTR, p))
-        creditor = self._remembered(_CDTR.party_key(f), p, lambda: _party(f, _CDTR, p))
-        debtor_agent = self._remembered(
-            _DBTR.agent_key(f), p, lambda: _agent(f, _DBTR, p, creditor=False)
+        remembered = self._remembered
+        debtor = remembered(lambda: _DBTR.party_key(f), p, lambda: _party(f, _DBTR, p))
+        creditor = remembered(lambda: _CDTR.party_key(f), p, lambda: _party(f, _CDTR, p))
+        debtor_agent = remembered(
+            lambda: _DBTR.agent_key(f), p, lambda: _agent(f, _DBTR, p, creditor=False)
         )
         creditor_agent = None
         if "CdtrAgt" in f:
-            creditor_agent = self._remembered(
-                _CDTR.agent_key(f), p, lambda: _agent(f, _CDTR, p, creditor=True)
+            creditor_agent = remembered(
+                lambda: _CDTR.agent_key(f), p, lambda: _agent(f, _CDTR, p, creditor=True)
             )
         debtor_account = _account(f, _DBTR, p, debtor_agent)
         creditor_account = _account(f, _CDTR, p, creditor_agent)
