@@ -103,6 +103,11 @@ def _syntax_message(data: bytes, exc: etree.XMLSyntaxError) -> str:
 _XML_BAD = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
+def scrub(value: str) -> str:
+    """Replace characters XML cannot carry with U+FFFD (for free text Baygate itself writes)."""
+    return _XML_BAD.sub("\ufffd", value)
+
+
 def xml_safe(value: str) -> bool:
     return _XML_BAD.search(value) is None
 

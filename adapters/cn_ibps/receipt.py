@@ -29,7 +29,7 @@ from adapters.cn_ibps.mapping import (
 from adapters.encoding import Out, iso_datetime
 from adapters.pacs.status import read_reason
 from adapters.walk import compile_schema, flatten
-from adapters.xmlsafe import Writer, XmlLimits, XmlRejected, parse
+from adapters.xmlsafe import Writer, XmlLimits, XmlRejected, parse, scrub
 from clearing.model import TxStatus
 from clearing.reasons import Reason, Rejection
 
@@ -123,10 +123,8 @@ def _status(w: Writer, name: str, r: StatusReport, group_original: str | None, o
     if r.reason is not None:
         w.leaf("RjctCd", r.reason.value)
     if r.message:
-        w.leaf(
-            "RjctInf",
-            out.piece(r.message[:REJECT_INFO_LENGTH_MAX], "message", REJECT_INFO_LENGTH_MAX) or "",
-        )
+        info = scrub(r.message[:REJECT_INFO_LENGTH_MAX])
+        w.leaf("RjctInf", out.piece(info, "message", REJECT_INFO_LENGTH_MAX) or "")
     if r.gateway_id is not None and name == "TxRct":
         w.leaf("ClrSysRef", out.text(r.gateway_id, "gateway_id", ID_LENGTH_MAX) or "")
     w.close(name)

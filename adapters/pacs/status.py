@@ -4,7 +4,8 @@ Rules (also in the scheme docs):
 - A report with neither original EndToEndId nor TxId is a group status (GrpSts).
 - OrgnlMsgId is mandatory in pacs.002: NOTPROVIDED is written when the original message id is
   unknown (an unreadable message) and read back as None.
-- `message` is split into up to 3 AddtlInf of 105 characters; a longer message is cut.
+- `message` is split into up to 3 AddtlInf of 105 characters; a longer message is cut, and
+  characters XML cannot carry become U+FFFD, so a report can always be written.
 - A reason code Baygate does not know, or a Prtry reason, is read as NARR with the original
   code at the head of the message.
 - Statuses outside ACCP/ACSP/ACSC/PDNG/RJCT are read as their nearest equivalent
@@ -30,7 +31,7 @@ from adapters.pacs.mapping import (
     STATUS_TX_SCHEMA,
 )
 from adapters.walk import compile_schema, flatten
-from adapters.xmlsafe import DEFAULT_LIMITS, Writer, XmlLimits, XmlRejected, parse
+from adapters.xmlsafe import DEFAULT_LIMITS, Writer, XmlLimits, XmlRejected, parse, scrub
 from clearing.model import TxStatus
 from clearing.reasons import Reason, Rejection
 
@@ -114,7 +115,7 @@ def _reason(w: Writer, r: StatusReport, out: Out) -> None:
         w.open("Rsn")
         w.leaf("Cd", r.reason.value)
         w.close("Rsn")
-    message = (r.message or "")[:MESSAGE_LENGTH_MAX]
+    message = scrub((r.message or "")[:MESSAGE_LENGTH_MAX])
     for start in range(0, len(message), ADDTL_INF_LENGTH_MAX):
         chunk = message[start : start + ADDTL_INF_LENGTH_MAX]
         w.leaf("AddtlInf", out.piece(chunk, "message", ADDTL_INF_LENGTH_MAX) or "")
