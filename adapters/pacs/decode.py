@@ -7,6 +7,7 @@ EndToEndId used twice in one message refuses every transaction that carries it (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,7 @@ _GRPHDR_READER = Reader(GRPHDR_SCHEMA, NS_PACS008)
 _TX_READER = Reader(TX_SCHEMA, NS_PACS008)
 _CODE_MAX = {"Cd": 4, "Prtry": 35}
 CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
+_Key = tuple[str | bool | None, ...]
 
 
 def decode(profile: PacsProfile, data: bytes) -> DecodedMessage:
@@ -125,12 +127,13 @@ class _TxReader:
         self.created_at = created_at
         # A bulk message repeats its payer and providers: values already found valid in this
         # message are taken as they are (only valid ones: problems need each transaction's path).
-        self.seen: dict[tuple[str | bool | None, ...], Any] = {}
+        self.seen: dict[_Key, Any] = {}
 
-    def _remembered(self, key: Any, p: Problems, read: Any) -> Any:
+    def _remembered(self, key_of: Callable[[], _Key], p: Problems, read: Callable[[], Any]) -> Any:
+        """`read()`, or its earlier result in this message for the same inputs (`key_of()`)."""
         if not self.remember:
             return read()
-        key = key()
+        key = key_of()
         value = self.seen.get(key)
         if value is None:
             before = len(p.items)
@@ -262,7 +265,7 @@ class _PartyPaths:
         self.proxy_type = f"{party}Acct/Prxy/Tp/Cd"
         self.proxy_id = f"{party}Acct/Prxy/Id"
 
-    def party_key(self, f: dict[str, Any]) -> tuple[str | bool | None, ...]:
+    def party_key(self, f: dict[str, Any]) -> _Key:
         """Everything `_party` reads, as a key for values already checked in this message."""
         return (
             self.party,
@@ -277,7 +280,7 @@ class _PartyPaths:
             f.get(self.prv_value),
         )
 
-    def agent_key(self, f: dict[str, Any]) -> tuple[str | bool | None, ...]:
+    def agent_key(self, f: dict[str, Any]) -> _Key:
         return (
             self.agent,
             self.agent in f,
