@@ -168,6 +168,8 @@ def test_a_report_for_an_unreadable_message_has_no_original_id() -> None:
 def test_a_message_with_characters_xml_cannot_carry_is_still_reported(scheme: str) -> None:
     adapter = get_adapter(scheme)
     report = StatusReport("M1", "E2E-1", None, TxStatus.RJCT, Reason.FF01, "bad byte \x00 here")
-    data = adapter.encode_status_report([report], msg_id="STS-3", created_at=WHEN, original_msg_id="M1")
+    data = adapter.encode_status_report(
+        [report], msg_id="STS-3", created_at=WHEN, original_msg_id="M1"
+    )
     (back,) = adapter.decode_status_reply(data)
     assert back.message == "bad byte \ufffd here"
