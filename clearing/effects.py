@@ -16,9 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from clearing.ledger import Entry, assert_balanced, leg_entries
+from clearing.ledger import Entry, LegTuple, assert_balanced, leg_entries
 from clearing.model import TransferState
-from clearing.ports import Leg
 
 PosKey = tuple[str, str]
 UsageKey = tuple[str, str, str]
@@ -29,7 +28,7 @@ class Ending:
     """One transfer leaving RESERVED."""
 
     transfer_id: str
-    legs: Sequence[Leg]
+    legs: Sequence[LegTuple]
     state: TransferState
     usage_keys: tuple[UsageKey, ...] = ()
     counted: int = 0
@@ -55,12 +54,11 @@ class Effects:
 def effects(endings: Iterable[Ending]) -> Effects:
     fx = Effects()
     for e in endings:
-        for leg in e.legs:
-            payer = (leg.payer, leg.amount.currency)
-            amt = leg.amount.minor
+        for payer_id, payee_id, ccy, amt in e.legs:
+            payer = (payer_id, ccy)
             fx.reserved[payer] -= amt
             if e.state is TransferState.COMMITTED:
-                payee = (leg.payee, leg.amount.currency)
+                payee = (payee_id, ccy)
                 fx.net[payer] += amt
                 fx.net[payee] -= amt
                 fx.debits[payer] += amt

@@ -18,7 +18,7 @@ from clearing import settlement as st
 from clearing.corridors import DEFAULT_RULES, CorridorRules
 from clearing.effects import Effects, Ending, effects
 from clearing.fx import DEFAULT_RATES, QUOTE_TTL_S_DEFAULT, Rate, make_quote
-from clearing.ledger import Entry, settlement_entries
+from clearing.ledger import Entry, leg_tuples, settlement_entries
 from clearing.model import TransferState
 from clearing.netting import DEFAULT_SETTLEMENT_SYSTEMS, BilateralNet, bilateral, net_by_currency
 from clearing.ports import (
@@ -204,7 +204,7 @@ class MemoryEngine:
             if new is TransferState.COMMITTED:
                 t.window_id = self.open_window_id
             changed.add(tid)
-            endings.append(Ending(tid, t.request.legs, new, t.usage_keys, t.counted))
+            endings.append(Ending(tid, leg_tuples(t.request.legs), new, t.usage_keys, t.counted))
         self._apply(effects(endings))
         outs = []
         for tid in ids:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from clearing.ports import Leg, SettlementLine
 
+# (payer, payee, currency, minor units): a leg as plain data, for the arithmetic paths
+LegTuple = tuple[str, str, str, int]
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+
+class Entry(NamedTuple):
     journal_id: str
     leg_no: int
     participant_id: str
@@ -32,14 +34,17 @@ class UnbalancedJournal(AssertionError):
     """A journal whose entries do not sum to zero in some currency: a programming error."""
 
 
-def leg_entries(transfer_id: str, legs: Sequence[Leg]) -> list[Entry]:
+def leg_tuples(legs: Iterable[Leg]) -> tuple[LegTuple, ...]:
+    return tuple((leg.payer, leg.payee, leg.amount.currency, leg.amount.minor) for leg in legs)
+
+
+def leg_entries(transfer_id: str, legs: Sequence[LegTuple]) -> list[Entry]:
     """Debit the payer and credit the payee of every leg."""
     out: list[Entry] = []
-    for i, leg in enumerate(legs, start=1):
-        amt = leg.amount.minor
+    for i, (payer, payee, ccy, amt) in enumerate(legs, start=1):
         assert amt > 0, f"{transfer_id} leg {i}: amount must be positive"
-        out.append(Entry(transfer_id, i, leg.payer, leg.amount.currency, amt))
-        out.append(Entry(transfer_id, i, leg.payee, leg.amount.currency, -amt))
+        out.append(Entry(transfer_id, i, payer, ccy, amt))
+        out.append(Entry(transfer_id, i, payee, ccy, -amt))
     return out
 
 

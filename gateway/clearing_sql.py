@@ -23,23 +23,19 @@ PARTICIPANTS = """
 SELECT p.id, p.status, p.role FROM unnest($1::text[]) AS k(id) JOIN participants p ON p.id = k.id
 """
 
-# Creates missing position rows and locks every row in (participant, currency) order, returning
-# the values after any wait, joined with the caps (read, not locked: operators never block).
+# Locks the payers' rows in (participant, currency) order and returns their values after any
+# wait, with the caps (read, not locked: operators never block). Rows exist for every payer
+# with limits (migrations/0003); a payer without a row has no cap and needs no lock.
 LOCK_POSITIONS = """
-WITH locked AS (
-    INSERT INTO clearing_positions AS p (participant_id, currency)
-    SELECT k.participant_id, k.currency
-      FROM unnest($1::text[], $2::text[]) AS k(participant_id, currency)
-     ORDER BY k.participant_id, k.currency
-    ON CONFLICT (participant_id, currency) DO UPDATE SET net = p.net
-    RETURNING p.participant_id, p.currency, p.net, p.reserved
-)
-SELECT l.participant_id, l.currency, l.net, l.reserved,
-       coalesce(pl.net_debit_cap, 0) AS net_debit_cap,
-       coalesce(pl.liquidity_cover, 0) AS liquidity_cover
-  FROM locked l
-  LEFT JOIN participant_limits pl
-         ON pl.participant_id = l.participant_id AND pl.currency = l.currency
+SELECT p.participant_id, p.currency, p.net, p.reserved,
+       coalesce(l.net_debit_cap, 0) AS net_debit_cap,
+       coalesce(l.liquidity_cover, 0) AS liquidity_cover
+  FROM unnest($1::text[], $2::text[]) AS k(participant_id, currency)
+  JOIN clearing_positions p ON p.participant_id = k.participant_id AND p.currency = k.currency
+  LEFT JOIN participant_limits l
+         ON l.participant_id = p.participant_id AND l.currency = p.currency
+ ORDER BY p.participant_id, p.currency
+   FOR UPDATE OF p
 """
 
 LOCK_USAGE = """

@@ -23,12 +23,11 @@ import asyncpg
 from clearing.corridors import DEFAULT_RULES, CorridorRules
 from clearing.effects import Effects, Ending, effects
 from clearing.fx import QUOTE_TTL_S_DEFAULT, Rate, make_quote
+from clearing.ledger import LegTuple
 from clearing.model import TransferState
-from clearing.money import Money
 from clearing.netting import BilateralNet
 from clearing.ports import (
     ClearingError,
-    Leg,
     Outcome,
     PositionView,
     Quote,
@@ -58,6 +57,7 @@ from gateway.batcher import MicroBatcher
 Clock = Callable[[], datetime]
 EXPIRE_LIMIT_MAX = 10_000
 _END_ATTEMPTS_MAX = 3
+_STATE = {s.value: s for s in TransferState}  # a dict lookup is much cheaper than the Enum call
 
 
 class _MissingPositions(Exception):
@@ -76,11 +76,11 @@ def _cols(rows: Iterable[tuple[Any, ...]], n: int) -> list[list[Any]]:
     return cols
 
 
-def _legs(r: asyncpg.Record) -> tuple[Leg, ...]:
-    first = Leg(r["payer"], r["payee"], Money(r["amount"], r["currency"]))
+def _legs(r: asyncpg.Record) -> tuple[LegTuple, ...]:
+    first = (r["payer"], r["payee"], r["currency"], r["amount"])
     if r["payee2"] is None:
         return (first,)
-    return first, Leg(r["payee"], r["payee2"], Money(r["amount2"], r["currency2"]))
+    return first, (r["payee"], r["payee2"], r["currency2"], r["amount2"])
 
 
 class ClearingStore:
@@ -165,7 +165,9 @@ class ClearingStore:
         if not pids:
             return {}
         rows = await conn.fetch(q.LOCK_POSITIONS, pids, ccys)
-        return {(r[0], r[1]): Position(r[2], r[3], r[4], r[5]) for r in rows}
+        found = {(r[0], r[1]): Position(r[2], r[3], r[4], r[5]) for r in rows}
+        # No row: no limits, so a zero cap (see migrations/0003_clearing_positions.sql).
+        return {k: found.get(k) or Position() for k in zip(pids, ccys, strict=True)}
 
     async def _lock_usage(
         self, conn: asyncpg.Connection, keys: set[UsageKey]
@@ -204,10 +206,11 @@ class ClearingStore:
     async def _write_deltas(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
         deltas = sorted((k, d) for k, d in plan.reserved_delta.items() if d)
         if deltas:
-            await conn.execute(
+            status = await conn.execute(
                 q.ADD_RESERVED, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas],
                 [d for _, d in deltas],
             )  # fmt: skip
+            assert status == f"UPDATE {len(deltas)}", f"reserved on unlocked rows: {status}"
         usage = sorted((k, d) for k, d in plan.usage_delta.items() if d)
         if usage:
             g, h, p = _cols((k for k, _ in usage), 3)
@@ -267,7 +270,7 @@ class ClearingStore:
             final: dict[str, Outcome] = {}
             endings: list[Ending] = []
             for r in rows:
-                tid, new = r["id"], TransferState(r["state"])
+                tid, new = r["id"], _STATE[r["state"]]
                 final[tid] = Outcome(tid, new, True, r["window_id"], r["reason"])
                 keys = () if r["limit_group"] is None else (
                     (r["limit_group"], r["identity_hash"], r["usage_day"]),
@@ -276,7 +279,7 @@ class ClearingStore:
                 endings.append(Ending(tid, _legs(r), new, keys, r["counted"]))
             rest = [tid for tid in first if tid not in final]
             for r in await conn.fetch(q.STATES, rest) if rest else ():
-                final[r[0]] = Outcome(r[0], TransferState(r[1]), False, r[2], r[3])
+                final[r[0]] = Outcome(r[0], _STATE[r[1]], False, r[2], r[3])
             if endings:
                 await self._apply(conn, endings, window_id, now)
         return final
@@ -291,10 +294,7 @@ class ClearingStore:
             assert window_id is not None
             await conn.copy_records_to_table(
                 "clearing_ledger_entries",
-                records=[
-                    (e.journal_id, e.leg_no, e.participant_id, e.currency, e.amount, window_id, now)
-                    for e in fx.entries
-                ],
+                records=[(*e, window_id, now) for e in fx.entries],
                 columns=q.LEDGER_COLUMNS,
             )
             tkeys = fx.totals_keys()
@@ -319,7 +319,7 @@ class ClearingStore:
             r = await conn.fetchrow(q.TRANSFER_STATE, transfer_id)
         if r is None:
             return Outcome(transfer_id, None, False)
-        return Outcome(transfer_id, TransferState(r["state"]), False, r["window_id"], r["reason"])
+        return Outcome(transfer_id, _STATE[r["state"]], False, r["window_id"], r["reason"])
 
     # -- positions, limits, FX ------------------------------------------------------------
 
