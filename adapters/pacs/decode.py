@@ -129,10 +129,31 @@ class _TxReader:
         # message are taken as they are (only valid ones: problems need each transaction's path).
         self.seen: dict[_Key, Any] = {}
 
+    def _sides(self, f: dict[str, Any], p: Problems) -> tuple[Any, Any, Any, Any]:
+        """Debtor, creditor and their agents (creditor agent None when not given)."""
+        if not self.remember:
+            creditor_agent = _agent(f, _CDTR, p, creditor=True) if "CdtrAgt" in f else None
+            return (
+                _party(f, _DBTR, p),
+                _party(f, _CDTR, p),
+                _agent(f, _DBTR, p, creditor=False),
+                creditor_agent,
+            )
+        remembered = self._remembered
+        creditor_agent = None
+        if "CdtrAgt" in f:
+            creditor_agent = remembered(
+                lambda: _CDTR.agent_key(f), p, lambda: _agent(f, _CDTR, p, creditor=True)
+            )
+        return (
+            remembered(lambda: _DBTR.party_key(f), p, lambda: _party(f, _DBTR, p)),
+            remembered(lambda: _CDTR.party_key(f), p, lambda: _party(f, _CDTR, p)),
+            remembered(lambda: _DBTR.agent_key(f), p, lambda: _agent(f, _DBTR, p, creditor=False)),
+            creditor_agent,
+        )
+
     def _remembered(self, key_of: Callable[[], _Key], p: Problems, read: Callable[[], Any]) -> Any:
         """`read()`, or its earlier result in this message for the same inputs (`key_of()`)."""
-        if not self.remember:
-            return read()
         key = key_of()
         value = self.seen.get(key)
         if value is None:
@@ -173,17 +194,7 @@ class _TxReader:
         category = _code(f, "PmtTpInf/CtgyPurp", p)
         purpose = _code(f, "Purp", p)
         remittance = _remittance(f, p)
-        remembered = self._remembered
-        debtor = remembered(lambda: _DBTR.party_key(f), p, lambda: _party(f, _DBTR, p))
-        creditor = remembered(lambda: _CDTR.party_key(f), p, lambda: _party(f, _CDTR, p))
-        debtor_agent = remembered(
-            lambda: _DBTR.agent_key(f), p, lambda: _agent(f, _DBTR, p, creditor=False)
-        )
-        creditor_agent = None
-        if "CdtrAgt" in f:
-            creditor_agent = remembered(
-                lambda: _CDTR.agent_key(f), p, lambda: _agent(f, _CDTR, p, creditor=True)
-            )
+        debtor, creditor, debtor_agent, creditor_agent = self._sides(f, p)
         debtor_account = _account(f, _DBTR, p, debtor_agent)
         creditor_account = _account(f, _CDTR, p, creditor_agent)
         if "CdtrAgt" not in f and (creditor_account is None or creditor_account.proxy is None):
