@@ -16,7 +16,7 @@ CURRENCY_EXPONENTS: dict[str, int] = {"HKD": 2, "CNY": 2, "MOP": 2, "USD": 2}
 
 # Amount columns are BIGINT; keep a margin so that sums of a few amounts still fit.
 AMOUNT_MINOR_MAX = 10**15  # 10 trillion in a 2-decimal currency
-_DECIMAL_RE = re.compile(r"^(?P<sign>-?)(?P<int>\d+)(?:\.(?P<frac>\d+))?$")
+_DECIMAL_RE = re.compile(r"^(?P<sign>-?)(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
 _DIGITS_MAX = 30
 
 

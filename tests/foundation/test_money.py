@@ -46,6 +46,7 @@ def test_parse_matches_decimal_reference(units: int, cents: int, ccy: str) -> No
         ("1.00", "JPY", "AM03"),  # a real currency Baygate does not clear
         (str(AMOUNT_MINOR_MAX), "HKD", "AM12"),  # beyond the database column margin
         ("1" * 40, "HKD", "AM12"),
+        ("١٢.٥", "HKD", "AM12"),  # non-ASCII digits are not an ISO amount
     ],
 )
 def test_rejections_carry_reason_codes(text: str, ccy: str, code: str) -> None:
