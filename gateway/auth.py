@@ -31,6 +31,7 @@ import binascii
 import datetime as dt
 import os
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -281,6 +282,7 @@ def sign_request(
     key_id: str,
     private_key: Ed25519PrivateKey,
     created: float | None = None,
+    nonce: str | None = None,
 ) -> dict[str, str]:
     """Return `headers` plus Content-Digest, Signature-Input and Signature for this request.
 
@@ -308,6 +310,9 @@ def sign_request(
         created=when,
         label=SIGNATURE_LABEL,
         covered_component_ids=covered,
+        # A fresh nonce per request: a deliberate resend of the same request in the same
+        # second gets a new signature instead of being refused as a replay.
+        nonce=nonce if nonce is not None else secrets.token_urlsafe(12),
         body=body,
         use_existing_digest=True,
     )
