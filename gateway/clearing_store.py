@@ -95,7 +95,7 @@ class ClearingStore:
         end_batch_max: int = 2_000,
         end_linger_ms: float = 1.0,
         end_queue_depth_max: int = 100_000,
-        end_concurrency: int = 2,
+        end_concurrency: int = 3,
     ) -> None:
         if not identity_key:
             raise ValueError("identity_key must not be empty")
