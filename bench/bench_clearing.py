@@ -34,7 +34,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -193,7 +193,7 @@ class Load:
         self.rejected = 0
         self._stop = False
 
-    async def _reserve(self, reqs: list[ReserveRequest]) -> list[ReserveDecision]:
+    async def _reserve(self, reqs: Sequence[ReserveRequest]) -> list[ReserveDecision]:
         async with self.pool.acquire() as conn, conn.transaction():
             return await self.store.reserve_batch(conn, reqs)
 

@@ -65,8 +65,9 @@ class RefModel:
             if code is not None:
                 out.append((False, code))
                 continue
-            usage = []
+            usage: list[tuple[tuple[str, str], int]] = []
             if len(legs) == 2:
+                assert identity is not None  # checked above
                 d = now.astimezone(HK).date()
                 amt = legs[0][3]
                 usage = [((identity, f"D{d}"), amt), ((identity, f"Y{d.year}"), amt)]
@@ -87,6 +88,7 @@ class RefModel:
         if tid in self.transfers or tid in seen:
             return "AM05"
         if len(legs) == 2:
+            assert identity is not None
             d = now.astimezone(HK).date()
             amt = legs[0][3]
             if self.usage[(identity, f"D{d}")] + amt > self.daily_max:

@@ -31,7 +31,7 @@ from clearing.ledger import balances, sums
 from clearing.model import TransferState
 from clearing.money import Money
 from clearing.ports import Leg, ReserveRequest, SettlementState
-from tests.clearing.refmodel import RefModel
+from tests.clearing.refmodel import RefModel, RefRequest
 
 PROVIDERS = ("pa", "pb", "pc")
 FX = "fx"
@@ -134,7 +134,8 @@ class EngineVsModel(RuleBasedStateMachine):
         quote=st.one_of(st.none(), quotes),
     )
     def reserve(self, specs: list, quote: str | None) -> list[str]:  # type: ignore[type-arg]
-        reqs, refs = [], []
+        reqs: list[ReserveRequest] = []
+        refs: list[RefRequest] = []
         for payer, payee, amt, fx, identity, timeout, repeat in specs:
             tid = reqs[-1].transfer_id if repeat and reqs else f"t{self.n}"
             self.n += 1
@@ -143,7 +144,7 @@ class EngineVsModel(RuleBasedStateMachine):
             if fx:
                 q = self.engine.quotes[quote] if quote else None
                 dst = convert(src, q.rate, "CNY") if q else Money(amt, "CNY")
-                legs = (Leg(payer, FX, src), Leg(FX, payee, dst))
+                legs: tuple[Leg, ...] = (Leg(payer, FX, src), Leg(FX, payee, dst))
                 req = ReserveRequest(tid, legs, "hk-fps", "cn-ibps", exp, identity, quote)
             else:
                 if payer == payee:
@@ -311,7 +312,7 @@ class EngineVsModel(RuleBasedStateMachine):
         for t in self.engine.transfers.values():
             committed = t.state is TransferState.COMMITTED
             assert (t.window_id is not None) == committed
-            if committed:
+            if t.window_id is not None:
                 for leg in t.request.legs:
                     per_window[(t.window_id, leg.payer, leg.amount.currency)][0] += leg.amount.minor
                     per_window[(t.window_id, leg.payee, leg.amount.currency)][1] += leg.amount.minor

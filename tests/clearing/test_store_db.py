@@ -13,7 +13,7 @@ from clearing.corridors import identity_hash
 from clearing.fx import convert
 from clearing.model import TransferState
 from clearing.money import Money
-from clearing.ports import Leg, ReserveRequest
+from clearing.ports import Leg, Outcome, ReserveRequest
 from clearing.reasons import Reason
 from gateway.clearing_store import ClearingStore
 from tests.clearing.conftest import IDENTITY_KEY, Clock, seed
@@ -82,9 +82,10 @@ async def test_racing_commit_abort_and_expiry_end_each_transfer_exactly_once(
     for i in range(n):
         tid = f"t{i}"
         calls += [store.commit(tid), store.abort(tid, "AC01"), store.commit(tid)]
-    expiry = store.expire_due(now=clock.now + timedelta(seconds=60), limit=n)
-    *outcomes, expired = await asyncio.gather(*calls, expiry)
-    by_id: dict[str, list] = {}  # type: ignore[type-arg]
+    expiry = asyncio.ensure_future(store.expire_due(now=clock.now + timedelta(seconds=60), limit=n))
+    outcomes: list[Outcome] = await asyncio.gather(*calls)  # racing the expiry sweep
+    expired = await expiry
+    by_id: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by_id.setdefault(o.transfer_id, []).append(o)
     for tid, outs in by_id.items():

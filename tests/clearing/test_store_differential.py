@@ -68,14 +68,15 @@ class Pair:
             ident = self.rng.choice((None, "HK-A1", "HK-B2")) if fx else None
             timeout = self.rng.choice((1, 10, 30))
             specs.append((tid, payer, payee, amt, fx, quote, ident, timeout))
-        reqs_e, reqs_s = [], []
+        reqs_e: list[ReserveRequest] = []
+        reqs_s: list[ReserveRequest] = []
         for tid, payer, payee, amt, fx, quote, ident, timeout in specs:
             exp = self.clock.now + timedelta(seconds=timeout)
             src = Money(amt, "HKD")
             if fx:
                 rate = self.eng.quotes[quote[0]].rate if quote else None
                 dst = convert(src, rate, "CNY") if rate else Money(amt, "CNY")
-                legs = (Leg(payer, "fx", src), Leg("fx", payee, dst))
+                legs: tuple[Leg, ...] = (Leg(payer, "fx", src), Leg("fx", payee, dst))
                 for reqs, qid in ((reqs_e, quote and quote[0]), (reqs_s, quote and quote[1])):
                     reqs.append(ReserveRequest(tid, legs, "hk-fps", "cn-ibps", exp, ident, qid))
             else:
