@@ -15,8 +15,9 @@ from clearing.model import TransferState
 from clearing.money import Money
 from clearing.ports import Leg, Outcome, ReserveRequest
 from clearing.reasons import Reason
+from gateway.clearing_sql import LEDGER_COLUMNS
 from gateway.clearing_store import ClearingStore
-from tests.clearing.conftest import IDENTITY_KEY, Clock, seed
+from tests.clearing.conftest import IDENTITY_KEY, T0, Clock, seed
 
 BIG = 10**12
 
@@ -60,6 +61,12 @@ async def test_database_refuses_unbalanced_journals_and_changes_to_entries(
             # half a journal in one statement and the other half in the next: the first is refused
             async with conn.transaction():
                 await _ledger_rows(conn, [("j5", "a", 5)])
+        with pytest.raises(asyncpg.CheckViolationError, match="unbalanced journal j6"):
+            await conn.copy_records_to_table(  # the store's own write path: COPY
+                "clearing_ledger_entries",
+                records=[("j6", 1, "a", "HKD", 9, None, T0), ("j6", 1, "b", "HKD", -8, None, T0)],
+                columns=LEDGER_COLUMNS,
+            )
         for sql in (
             "UPDATE clearing_ledger_entries SET amount = amount * 2",
             "DELETE FROM clearing_ledger_entries WHERE journal_id = 'j1'",
