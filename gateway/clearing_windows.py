@@ -1,8 +1,9 @@
 """Settlement windows and settlements on PostgreSQL (used through `ClearingStore`).
 
 Closing a window never touches transfers or positions: it swaps the open window under the
-`clearing_window_current` row (commit batches hold it FOR SHARE, so the close waits only for
-batches already running, and batches starting after it see the next window), then nets the
+`clearing_window_current` row (commit batches hold it FOR SHARE; the close locks the table in
+EXCLUSIVE mode, so it waits only for batches already running and batches starting after it
+queue behind it and see the next window), then nets the
 running totals of the closed window and of any window whose settlement was aborted. Cost:
 O(participants x currencies). The pure rules are in `clearing.netting` and
 `clearing.settlement`; operator actions are serialized by one advisory lock.
@@ -58,7 +59,10 @@ async def close_window(pool: asyncpg.Pool, now: datetime, actor: str) -> WindowC
     st.check_actor(actor)
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", q.OPS_LOCK_KEY)
-        old = await conn.fetchval("SELECT window_id FROM clearing_window_current FOR UPDATE")
+        # A table lock queues fairly: commit batches arriving after this wait behind the close
+        # instead of overtaking it for ever (row share locks could), those running finish first.
+        await conn.execute("LOCK TABLE clearing_window_current IN EXCLUSIVE MODE")
+        old = await conn.fetchval("SELECT window_id FROM clearing_window_current")
         new = await conn.fetchval("SELECT max(id) + 1 FROM clearing_windows")
         await conn.execute(
             "UPDATE clearing_windows SET state = 'CLOSED', closed_at = $2, closed_by = $3"
