@@ -194,3 +194,24 @@ def test_rules_are_validated_when_loaded_from_data() -> None:
     assert not overnight.in_service(hk(2025, 7, 1, 6)) and not overnight.in_service(
         hk(2025, 7, 1, 12)
     )
+
+
+def test_per_transaction_limit_exactly_at_and_one_minor_unit_over() -> None:
+    rule = rule_from_dict(
+        {
+            "name": "capped",
+            "source_scheme": "hk-fps",
+            "destination_scheme": "mo-fps",
+            "source_currencies": ["HKD"],
+            "destination_currencies": ["HKD"],
+            "limit_currency": "HKD",
+            "per_tx_max": "5000.00",
+        }
+    )
+    w = World(hk(2025, 7, 1), rules=CorridorRules([rule]))
+    assert w.send("hk-fps", "mo-fps", 500_000, "HKD", identity="X1").ok
+    assert w.send("hk-fps", "mo-fps", 500_000, "HKD", identity="X1").ok  # no daily limit here
+    _rejected(
+        w.send("hk-fps", "mo-fps", 500_001, "HKD", identity="X1"),
+        Reason.AM02, "capped", "per-transaction", "5000.00 HKD",
+    )  # fmt: skip
