@@ -33,6 +33,7 @@ from clearing.reasons import Reason, Rejection
 PosKey = tuple[str, str]  # (participant, currency)
 UsageKey = tuple[str, str, str]  # (limit group, identity hash, period "D2025-06-22" | "Y2025")
 TRANSFER_ID_CHARS_MAX = 64
+BATCH_MAX = 10_000  # requests decided in one batch (one transaction)
 _PATH_AMT = "CdtTrfTxInf/IntrBkSttlmAmt"
 _PATH_ID = "CdtTrfTxInf/PmtId"
 
@@ -116,6 +117,8 @@ def _shape(req: ReserveRequest) -> Rejection | None:
 def prepare(
     requests: Sequence[ReserveRequest], *, rules: CorridorRules, identity_key: bytes, now: datetime
 ) -> list[Prepared]:
+    if len(requests) > BATCH_MAX:
+        raise ValueError(f"at most {BATCH_MAX} requests per batch, got {len(requests)}")
     out: list[Prepared] = []
     for req in requests:
         rej = _shape(req)
