@@ -34,7 +34,9 @@ DB_UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.TooManyConnectionsError,
-    ConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    OSError,  # refused or missing socket while the server is down
     TimeoutError,
 )
 
@@ -57,8 +59,13 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)
+    timeout_s = request.app[SETTINGS].request_timeout_s
     try:
-        resp = await handler(request)
+        async with asyncio.timeout(timeout_s):
+            resp = await handler(request)
+    except TimeoutError:
+        _log.warning("request_timeout", path=request.path, timeout_s=timeout_s)
+        resp = problem(503, "Service Unavailable", f"the request did not complete within {timeout_s} s; retry later")
     except web.HTTPRequestEntityTooLarge:
         resp = problem(413, "Payload Too Large", "the request body exceeds the size limit")
     except web.HTTPException as exc:
