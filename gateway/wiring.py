@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -113,6 +114,8 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics.preinitialise(directory.by_id)
     accept.start()
     delivery.start()
+    # Long-lived start-up objects need no rescans by the cyclic collector under load.
+    gc.freeze()
     collector = asyncio.create_task(_collect(app), name="metrics-collector")
     try:
         yield
