@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -101,16 +102,20 @@ class Gateway:
     def __init__(self, client: TestClient, clock: Clock, key_id: str = "baygate") -> None:
         self.client, self.clock, self.key_id = client, clock, key_id
         self.key = GATEWAY_KEY
+        self.nonce = secrets.token_urlsafe(12)
 
     async def post(self, path: str, body: bytes, *, sign: bool = True, tick: bool = True) -> Reply:
         """POST `body`; each request is signed one second later than the previous one, so a
         redelivery carries a fresh signature as the gateway's retries do."""
         if tick:
             self.clock.now += 1
+            self.nonce = secrets.token_urlsafe(12)
         headers = {"Content-Type": "application/xml"}
         if sign:
+            # Without a tick the same created time and nonce give the very same signature: a replay.
             headers = sign_request(
-                "POST", path, headers, body, self.key_id, self.key, created=self.clock.now
+                "POST", path, headers, body, self.key_id, self.key, created=self.clock.now,
+                nonce=self.nonce,
             )
         async with self.client.post(path, data=body, headers=headers) as resp:
             return Reply(resp.status, await resp.read())
