@@ -7,7 +7,9 @@ docs/decisions/0002-batched-reservations.md):
    a conflict is a replay (same payload hash: the stored outcome is returned, nothing is
    reserved again) or a duplicate (different hash: RJCT DUPL, nothing stored);
 2. reserve the new, routable ones through the clearing store, inside the same transaction;
-3. record each outcome (state, status history) and an outbox row per reserved transfer;
+3. record each outcome (state, status history) and an outbox row per reserved transfer; in
+   liquidity-saving mode a transfer refused with AM04 is queued instead (QUEUED / PDNG, see
+   gateway/lsm_store.py);
 4. commit once, then answer every caller.
 
 Nothing is acknowledged before the commit, so an acknowledged transfer survives a crash.
@@ -16,7 +18,7 @@ Nothing is acknowledged before the commit, so an acknowledged transfer survives 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +27,7 @@ import asyncpg
 
 from clearing.model import Transfer, TransferState, TxStatus
 from clearing.reasons import Reason, Rejection
-from gateway import audit, transfer_json
+from gateway import audit, lsm_store, transfer_json
 
 CANDIDATES_PER_BATCH_MAX = 2_000
 
@@ -38,6 +40,7 @@ class Candidate:
     payload_sha256: str
     rejection: Rejection | None  # decided before the database (routing, corridor pre-checks)
     reserve: Any | None  # the clearing store's ReserveRequest, None when rejected
+    priority: str = "normal"  # "urgent" | "normal": order in the liquidity-saving queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +114,14 @@ async def accept_batch(
     clearing: Any,
     now: datetime,
     transfer_timeout_s: float,
+    *,
+    queue_ttl_s: float = lsm_store.QUEUE_TTL_S_DEFAULT,
+    queue_close_at: datetime | None = None,
 ) -> list[Outcome]:
-    """Record, deduplicate and reserve a batch in the caller's transaction; one outcome each."""
+    """Record, deduplicate and reserve a batch in the caller's transaction; one outcome each.
+
+    A queued transfer waits at most `queue_ttl_s`, and never past `queue_close_at` (the next
+    scheduled window close, when there is one)."""
     assert len(candidates) <= CANDIDATES_PER_BATCH_MAX
     expires_at = now + timedelta(seconds=transfer_timeout_s)
     # Within one batch, the first copy of a (sender, e2e) wins; later copies are judged
@@ -138,14 +147,20 @@ async def accept_batch(
     decided: dict[str, Rejection | None] = {
         d.transfer_id: (None if d.ok else d.rejection) for d in decisions
     }
-    await _record(conn, fresh, inserted_ids, decided, now)
+    queued = await _to_queue(conn, to_reserve, decided, clearing)
+    await _record(conn, fresh, inserted_ids, decided, now, queued)
+    if queued:
+        until = lsm_store.queue_expiry(now, queue_ttl_s, queue_close_at)
+        await lsm_store.enqueue(conn, list(queued.values()), now, until)
 
     out: list[Outcome] = []
     for c in candidates:
         t = c.transfer
         if t.id in inserted_ids:
             rej = c.rejection if c.rejection is not None else decided.get(t.id)
-            if rej is None:
+            if t.id in queued:
+                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.PDNG))
+            elif rej is None:
                 out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.ACSP))
             else:
                 out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.RJCT, rej.code, rej.message))
@@ -163,12 +178,41 @@ async def accept_batch(
     return out
 
 
+async def _to_queue(
+    conn: asyncpg.Connection,
+    to_reserve: Sequence[Candidate],
+    decided: dict[str, Rejection | None],
+    clearing: Any,
+) -> dict[str, lsm_store.ToQueue]:
+    """The AM04 refusals to queue instead: queueable, and the payer's limits in saving mode."""
+    rules = getattr(clearing, "rules", None)
+    maybe = []
+    for c in to_reserve:
+        rej = decided.get(c.transfer.id)
+        if rej is not None and rej.code == Reason.AM04 and lsm_store.queueable(c.reserve, rules):
+            maybe.append(c)
+    if not maybe:
+        return {}
+    legs = {c.transfer.id: c.reserve.legs[0] for c in maybe}
+    on = await lsm_store.saving_enabled(conn, {(g.payer, g.amount.currency) for g in legs.values()})
+    out: dict[str, lsm_store.ToQueue] = {}
+    for c in maybe:
+        g = legs[c.transfer.id]
+        if (g.payer, g.amount.currency) in on:
+            out[c.transfer.id] = lsm_store.ToQueue(
+                c.transfer.id, g.payer, g.payee, g.amount, c.reserve.source_scheme,
+                c.reserve.destination_scheme, c.priority,
+            )
+    return out
+
+
 async def _record(
     conn: asyncpg.Connection,
     fresh: Sequence[Candidate],
     inserted_ids: set[str],
     decided: dict[str, Rejection | None],
     now: datetime,
+    queued: Mapping[str, Any],
 ) -> None:
     ids, states, statuses, reasons, msgs, details = [], [], [], [], [], []
     reserved: list[str] = []
@@ -178,7 +222,13 @@ async def _record(
             continue
         rej = c.rejection if c.rejection is not None else decided.get(tid)
         ids.append(tid)
-        if rej is None:
+        if tid in queued and rej is not None:
+            states.append(TransferState.QUEUED)
+            statuses.append(TxStatus.PDNG)
+            reasons.append(None)
+            msgs.append(None)
+            details.append(f"queued for liquidity: {rej.message}"[:200])
+        elif rej is None:
             states.append(TransferState.RESERVED)
             statuses.append(TxStatus.ACSP)
             reasons.append(None)

@@ -20,7 +20,7 @@ from adapters.base import DecodedMessage, StatusReport
 from adapters.registry import get_adapter
 from clearing.model import Transfer, TxStatus
 from clearing.reasons import Reason
-from gateway import audit, metrics
+from gateway import audit, lsm_store, metrics
 from gateway.acceptance import CANDIDATES_PER_BATCH_MAX, Candidate, Outcome, accept_batch
 from gateway.batcher import BatcherFull, MicroBatcher
 from gateway.logging import get_logger
@@ -54,6 +54,10 @@ class AcceptLoop:
         self.clock = clock
         self.transfer_timeout_s = transfer_timeout_s
         self.on_accepted: Callable[[Sequence[Outcome]], None] | None = None
+        # Liquidity-saving queue: how long a queued transfer may wait, and the next
+        # scheduled window close (None: no schedule), which it never waits past.
+        self.queue_ttl_s = lsm_store.QUEUE_TTL_S_DEFAULT
+        self.queue_close_at: Callable[[], datetime | None] | None = None
         self._batcher: MicroBatcher[Candidate, Outcome] = MicroBatcher(
             self._flush, batch_max=min(accept_batch_max, CANDIDATES_PER_BATCH_MAX),
             linger_ms=accept_linger_ms, queue_depth_max=accept_queue_depth_max, name="accept",
@@ -75,7 +79,9 @@ class AcceptLoop:
     async def _flush(self, batch: Sequence[Candidate]) -> Sequence[Outcome]:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
-            outcomes = await accept_batch(conn, batch, self.clearing, self.clock(), self.transfer_timeout_s)
+            close_at = self.queue_close_at() if self.queue_close_at is not None else None
+            outcomes = await accept_batch(conn, batch, self.clearing, self.clock(), self.transfer_timeout_s,
+                                          queue_ttl_s=self.queue_ttl_s, queue_close_at=close_at)
         metrics.observe_stage("accept", time.perf_counter() - started)
         if self.on_accepted is not None:
             self.on_accepted(outcomes)

@@ -11,22 +11,27 @@ import contextlib
 import gc
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
+from clearing.model import TxStatus
 from gateway import api, metrics, settlement_service
+from gateway.acceptance import Outcome
 from gateway.app import POOL, SETTINGS
 from gateway.auth import DirectoryKeyResolver, Verifier
 from gateway.clearing_store import ClearingStore
 from gateway.delivery import DeliveryWorker
 from gateway.logging import get_logger
+from gateway.lsm_runner import LsmRunner
+from gateway.lsm_store import LsmStore
 from gateway.routing import Directory
 from gateway.service import AcceptLoop, Gateway, utc_now
 from gateway.signing_keys import load_or_create_signing_key
 
 DELIVERY = web.AppKey("delivery", DeliveryWorker)
+LSM = web.AppKey("lsm", LsmRunner)
 COLLECT_INTERVAL_S = 5.0
 _log = get_logger("baygate.wiring")
 
@@ -100,7 +105,14 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         _log.info("settlement_files_written", window_id=window_id, path=str(result.path), entries=result.entries)
 
     gw.export_settlement = export_settlement
-    accept.on_accepted = lambda _outcomes: delivery.wake()
+    lsm = LsmRunner(LsmStore(pool, utc_now, settings.transfer_timeout_s), on_release=delivery.wake)
+
+    def on_accepted(outcomes: Sequence[Outcome]) -> None:
+        delivery.wake()
+        if any(o.status == TxStatus.PDNG and not o.replay for o in outcomes):
+            lsm.wake()
+
+    accept.on_accepted = on_accepted
 
     def lookup(pid: str) -> str | None:
         p = directory.by_id.get(pid)
@@ -111,9 +123,11 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
                                  max_age_s=settings.signature_max_age_s)
     app[api.OPERATOR_TOKEN] = operator_token(settings.operator_token, settings.data_dir)
     app[DELIVERY] = delivery
+    app[LSM] = lsm
     metrics.preinitialise(directory.by_id)
     accept.start()
     delivery.start()
+    lsm.start()
     # Long-lived start-up objects need no rescans by the cyclic collector under load.
     gc.freeze()
     collector = asyncio.create_task(_collect(app), name="metrics-collector")
@@ -124,6 +138,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await collector
         await gw.drain()
+        await lsm.stop()
         await delivery.stop()
         await accept.stop()
         await store.aclose()
