@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     signature_max_age_s: int = Field(default=300, ge=10, le=3600)
 
+    # Close the open settlement window every this many seconds (0: operators close it by hand).
+    # Enable it on one gateway process only: each scheduled process closes on its own.
+    window_close_interval_s: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    # A settlement still PENDING_SETTLEMENT this long after its window closed is overdue.
+    settlement_deadline_s: int = Field(default=7200, ge=1, le=30 * 24 * 3600)
+    # How often the state gauges (positions, window, settlements, outbox, pool) are read.
+    metrics_collect_interval_s: float = Field(default=5.0, ge=0.1, le=300)
+
     # Operators authenticate with a bearer token (file under data_dir when unset).
     operator_token: str | None = None
     # Key for hashing debtor identities (corridor limits); generated under data_dir when unset.
