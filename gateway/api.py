@@ -22,6 +22,7 @@ from clearing.ports import ClearingError
 from gateway import api_models as m
 from gateway.app import problem
 from gateway.auth import AuthError, Verifier
+from gateway.lsm_store import LsmStore
 from gateway.routing import Participant
 from gateway.service import Gateway, Overloaded
 from gateway.submission import Forbidden
@@ -216,8 +217,32 @@ async def get_positions(request: web.Request) -> web.StreamResponse:
     return web.json_response({"positions": [_position_out(v) for v in views]})
 
 
+async def get_lsm_queue(request: web.Request) -> web.StreamResponse:
+    """Operator view of the liquidity-saving queue: what waits, per payer and currency."""
+    gw = request.app[GATEWAY]
+    views = await LsmStore(gw.pool, gw.clock, gw.transfer_timeout_s).queue_view()
+    totals: dict[str, list[int]] = {}
+    for v in views:
+        t = totals.setdefault(v.currency, [0, 0])
+        t[0] += v.depth
+        t[1] += v.value_minor
+    return web.json_response({
+        "queue": [
+            {"participant_id": v.participant_id, "currency": v.currency, "depth": v.depth,
+             "value": Money(v.value_minor, v.currency).format(), "value_minor": v.value_minor,
+             "oldest_queued_at": v.oldest_queued_at.isoformat()}
+            for v in views
+        ],
+        "totals": [
+            {"currency": c, "depth": d, "value": Money(val, c).format(), "value_minor": val}
+            for c, (d, val) in sorted(totals.items())
+        ],
+    })
+
+
 def register(app: web.Application) -> None:
     r = app.router
+    r.add_get("/v1/operator/lsm/queue", get_lsm_queue)
     r.add_post("/v1/schemes/{scheme}/messages", post_message)
     r.add_post("/v1/transfers", post_transfer)
     r.add_get("/v1/transfers/{id}", get_transfer)

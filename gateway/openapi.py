@@ -52,6 +52,8 @@ ENDPOINTS: list[tuple[str, str, str, Any, Any, Any, dict[str, str]]] = [
      m.ConfirmIn, None, OPERATOR, {"200": "confirmed", "409": "wrong state"}),
     ("post", "/v1/operator/settlements/{id}/abort", "Abort a pending settlement.", None, None, OPERATOR,
      {"200": "aborted", "409": "wrong state"}),
+    ("get", "/v1/operator/lsm/queue", "Liquidity-saving queue: depth and value per payer and currency.",
+     None, None, OPERATOR, {"200": "ok"}),
 ]  # fmt: skip
 
 

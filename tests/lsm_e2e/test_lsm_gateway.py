@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import random
 
+import aiohttp
 import asyncpg
 
 from adapters.registry import get_adapter
@@ -62,6 +63,14 @@ async def _fetch(stack: Stack, sql: str, *args):
         return await conn.fetch(sql, *args)
     finally:
         await conn.close()
+
+
+async def _operator_queue(stack: Stack) -> dict:
+    headers = {"Authorization": f"Bearer {stack.operator_token}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{stack.base_url}/v1/operator/lsm/queue", headers=headers) as resp:
+            assert resp.status == 200
+            return await resp.json()
 
 
 async def test_opposite_transfers_over_caps_queue_then_settle(saving_stack: Stack) -> None:
@@ -131,6 +140,28 @@ async def test_a_stale_release_is_discarded_whole_then_recomputed(saving_stack: 
     # 500.00 against 450.00: hk-801 ends 50.00 down, within its cap of 100.00.
     _, _, a_id = await _send(stack, "hk-801", "hk-802", 50_000)
     _, _, b_id = await _send(stack, "hk-802", "hk-801", 45_000)
+    view = await _operator_queue(stack)
+    assert view["queue"] == [
+        {
+            "participant_id": "hk-801",
+            "currency": "HKD",
+            "depth": 1,
+            "value": "500.00",
+            "value_minor": 50_000,
+            "oldest_queued_at": view["queue"][0]["oldest_queued_at"],
+        },
+        {
+            "participant_id": "hk-802",
+            "currency": "HKD",
+            "depth": 1,
+            "value": "450.00",
+            "value_minor": 45_000,
+            "oldest_queued_at": view["queue"][1]["oldest_queued_at"],
+        },
+    ]
+    assert view["totals"] == [
+        {"currency": "HKD", "depth": 2, "value": "950.00", "value_minor": 95_000}
+    ]
     snap = await runner.store.snapshot("HKD")
     res = lsm.resolve([e.transfer for e in snap.entries], snap.balances)
     assert set(res.released) == {a_id, b_id}
