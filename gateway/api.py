@@ -249,9 +249,10 @@ def register(app: web.Application) -> None:
     r.add_post("/v1/quotes", post_quote)
     r.add_get("/v1/participants/me", get_me)
     r.add_get("/v1/positions", get_positions)
-    from gateway import api_operator
+    from gateway import api_files, api_operator
 
     api_operator.register(app)
+    api_files.register(app)
 
 
 __all__ = ["GATEWAY", "OPERATOR_TOKEN", "VERIFIER", "AdapterError", "authenticate", "register"]
