@@ -14,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from gateway import api_models as m
+from gateway.api_files import SettlementFilesOut
 
 SIGNED = [{"httpSignature": []}]
 OPERATOR = [{"operatorToken": []}]
@@ -38,8 +39,23 @@ ENDPOINTS: list[tuple[str, str, str, Any, Any, Any, dict[str, str]]] = [
     ("get", "/v1/participants/me", "Your directory entry.", None, m.ParticipantOut, SIGNED, {"200": "ok"}),
     ("get", "/v1/positions", "Your positions, reservations, caps and cover per currency.", None, None,
      SIGNED, {"200": "ok"}),
-    ("get", "/v1/settlements/{window}/files", "Settlement files of a closed window (yours only).", None, None,
-     SIGNED, {"200": "list of files", "404": "unknown window"}),
+    ("get", "/v1/settlements/{window}/files",
+     "Your settlement files of a closed window (details/<you>.csv, camt053/<you>.<CCY>.xml) with their "
+     "SHA-256 and size from the signed manifest, and the manifest's signature.",
+     None, SettlementFilesOut, SIGNED,
+     {"200": "your files (empty when you had no transfers in the window)",
+      "404": "window not closed, or its files not yet written"}),
+    ("get", "/v1/settlements/{window}/files/{path}",
+     "Download one of your settlement files (streamed; Repr-Digest carries its SHA-256; ranges honoured).",
+     None, None, SIGNED,
+     {"200": "the file (text/csv or application/xml)", "404": "no such file of yours in this window"}),
+    ("get", "/v1/operator/settlements/windows/{window}/files",
+     "Every settlement file of a closed window, manifest.json, summaries and pacs.009 included.",
+     None, SettlementFilesOut, OPERATOR,
+     {"200": "all files", "404": "window not closed, or its files not yet written"}),
+    ("get", "/v1/operator/settlements/windows/{window}/files/{path}",
+     "Download any settlement file of a closed window (streamed; Repr-Digest carries its SHA-256).",
+     None, None, OPERATOR, {"200": "the file", "404": "no such file in this window"}),
     ("post", "/v1/operator/participants", "Add a participant.", m.ParticipantIn, m.ParticipantOut, OPERATOR,
      {"201": "added", "409": "exists"}),
     ("patch", "/v1/operator/participants/{id}", "Update or suspend a participant.", m.ParticipantPatch,
