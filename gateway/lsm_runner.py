@@ -51,6 +51,7 @@ class LsmRunner:
     _task: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _seen: set[str] = field(default_factory=set)
+    _idle: bool = False  # the queue was empty and its gauges published as such
 
     def wake(self) -> None:
         self._wake.set()
@@ -79,10 +80,13 @@ class LsmRunner:
     async def run_once(self, mode: lsm.Pass | None = None) -> RunReport:
         """One pass over every currency: expire due transfers, then resolve and release."""
         async with self._lock:
+            currencies = await self.store.currencies()
+            if not currencies and self._idle:
+                return RunReport()  # an empty queue costs one query a tick
             report = RunReport(expired=await self.store.expire_due())
-            for currency in await self.store.currencies():
+            for currency in currencies:
                 await self._run_currency(currency, mode or self.mode, report)
-            await self._publish_queue()
+            self._idle = not await self._publish_queue()
             return report
 
     async def _run_currency(self, currency: str, mode: lsm.Pass, report: RunReport) -> None:
@@ -117,8 +121,8 @@ class LsmRunner:
         if self.on_release is not None:
             self.on_release()
 
-    async def _publish_queue(self) -> None:
-        """Queue depth and value per currency for the metrics scrape."""
+    async def _publish_queue(self) -> bool:
+        """Queue depth and value per currency for the metrics scrape; False when empty."""
         depth: dict[str, int] = {}
         value: dict[str, int] = {}
         for v in await self.store.queue_view():
@@ -129,3 +133,4 @@ class LsmRunner:
             metrics.LsmQueueRow(c, depth.get(c, 0), value.get(c, 0)) for c in sorted(self._seen)
         )
         metrics.set_snapshot(metrics.Snapshot(lsm_queue=rows))
+        return bool(depth)
