@@ -121,6 +121,7 @@ class Transfer:
     remittance_info: str | None = None
     charge_bearer: str | None = None
     created_at: datetime | None = None  # CreDtTm of the message, as sent
+    priority: str = "normal"  # "urgent" | "normal": order in the liquidity-saving queue
     extras: tuple[tuple[str, str], ...] = field(default=())
 
     def evolve(self, **changes: object) -> Transfer:

@@ -123,7 +123,7 @@ def _transfer_from_json(t: m.TransferIn, sender: Participant) -> Transfer:
         debtor=party(t.debtor), debtor_account=account(t.debtor_account), debtor_agent=sender.agent,
         creditor=party(t.creditor), creditor_account=account(t.creditor_account),
         creditor_agent=agent, quote_id=t.quote_id, purpose=t.purpose,
-        remittance_info=t.remittance_info, uetr=t.uetr,
+        remittance_info=t.remittance_info, uetr=t.uetr, priority=t.priority,
     )
 
 

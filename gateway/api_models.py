@@ -49,6 +49,7 @@ class TransferIn(_In):
     creditor_account: AccountIn
     creditor_agent: AgentIn | None = None
     quote_id: str | None = Field(default=None, max_length=64)
+    priority: Literal["urgent", "normal"] = "normal"
     purpose: str | None = Field(default=None, max_length=35)
     remittance_info: str | None = Field(default=None, max_length=140)
     uetr: str | None = Field(default=None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

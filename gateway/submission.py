@@ -82,7 +82,7 @@ def prepare(
         debtor_identity=debtor_identity(t),
         quote_id=t.quote_id,
     )
-    return Candidate(t, sender.id, r.receiver.id, digest, None, req)
+    return Candidate(t, sender.id, r.receiver.id, digest, None, req, priority=t.priority)
 
 
 def _convert(

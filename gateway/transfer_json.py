@@ -64,6 +64,7 @@ def to_dict(t: Transfer) -> dict[str, Any]:
         "charge_bearer": t.charge_bearer,
         "created_at": None if t.created_at is None else t.created_at.isoformat(),
         "extras": [list(kv) for kv in t.extras],
+        "priority": t.priority,
     }
 
 
@@ -116,6 +117,7 @@ def from_dict(d: dict[str, Any]) -> Transfer:
         charge_bearer=d.get("charge_bearer"),
         created_at=None if d.get("created_at") is None else datetime.fromisoformat(d["created_at"]),
         extras=tuple((str(k), str(v)) for k, v in d.get("extras") or ()),
+        priority=d.get("priority", "normal"),
     )
 
 
