@@ -6,8 +6,6 @@ stopped, in reverse order, before the pool closes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import secrets
 import time
@@ -22,6 +20,7 @@ from gateway.acceptance import Outcome
 from gateway.app import POOL, SETTINGS
 from gateway.auth import DirectoryKeyResolver, Verifier
 from gateway.clearing_store import ClearingStore
+from gateway.collector import ScheduledClose, StateCollector
 from gateway.delivery import DeliveryWorker
 from gateway.logging import get_logger
 from gateway.lsm_runner import LsmRunner
@@ -32,7 +31,6 @@ from gateway.signing_keys import load_or_create_signing_key
 
 DELIVERY = web.AppKey("delivery", DeliveryWorker)
 LSM = web.AppKey("lsm", LsmRunner)
-COLLECT_INTERVAL_S = 5.0
 _log = get_logger("baygate.wiring")
 
 
@@ -56,36 +54,6 @@ def _secret_file(path: Path) -> str:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(32) + "\n")
     return path.read_text().strip()
-
-
-async def _collect(app: web.Application) -> None:
-    """Refresh gauge snapshots (positions, outbox, pool) every COLLECT_INTERVAL_S."""
-    pool = app[POOL]
-    gw = app[api.GATEWAY]
-    while True:
-        try:
-            views = await gw.clearing.positions(None)
-            async with pool.acquire() as conn:
-                ob = await conn.fetchrow(
-                    """SELECT count(*) AS depth,
-                              COALESCE(EXTRACT(EPOCH FROM (now() - min(created_at))), 0) AS age
-                       FROM outbox WHERE done_at IS NULL"""
-                )
-            metrics.set_snapshot(metrics.Snapshot(
-                positions=tuple(
-                    metrics.PositionRow(v.participant_id, v.currency, v.net, v.reserved,
-                                        v.net_debit_cap, v.liquidity_cover)
-                    for v in views
-                ),
-                outbox=metrics.OutboxRow(int(ob["depth"]), float(ob["age"])),
-                db_pool=metrics.DbPoolRow(pool.get_size(), pool.get_size() - pool.get_idle_size(),
-                                          pool.get_max_size()),
-            ))
-            metrics.set_db_ready(True)
-        except Exception as exc:  # the collector must never stop; readiness shows the cause
-            metrics.set_db_ready(False)
-            _log.warning("collect_failed", error=type(exc).__name__)
-        await asyncio.sleep(COLLECT_INTERVAL_S)
 
 
 async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -130,13 +98,20 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     lsm.start()
     # Long-lived start-up objects need no rescans by the cyclic collector under load.
     gc.freeze()
-    collector = asyncio.create_task(_collect(app), name="metrics-collector")
+    collector = StateCollector(pool, store, utc_now, interval_s=settings.metrics_collect_interval_s,
+                               window_close_interval_s=settings.window_close_interval_s,
+                               settlement_deadline_s=settings.settlement_deadline_s)
+    collector.start()
+    schedule = None
+    if settings.window_close_interval_s > 0:
+        schedule = ScheduledClose(gw, settings.window_close_interval_s, utc_now)
+        schedule.start()
     try:
         yield
     finally:
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
+        if schedule is not None:
+            await schedule.stop()
+        await collector.stop()
         await gw.drain()
         await lsm.stop()
         await delivery.stop()
