@@ -1,0 +1,332 @@
+"""Load generators for the gateway benchmark, run in processes of their own.
+
+Requests are built and signed before a run and written to a file of raw HTTP/1.1 requests
+(`write_requests`): each entry is its length in ASCII, a newline, then the bytes. Since
+signatures are replay-protected, every request is sent at most once.
+
+Two drivers read that file:
+
+- closed loop (`run_wrk`): wrk with `bench/wrk_cycle.lua`, `connections` keep-alive
+  connections each sending its next request as soon as the previous answer arrives. wrk is
+  C and costs the machine far less than the server it drives. When wrk is missing (and cannot
+  be installed), `python -m bench.load closed` does the same from Python.
+- open loop (`python -m bench.load open`): request i is due at start + i / rate, whatever
+  happened before; its latency runs from that due time, not from when a connection was free
+  to send it, so a stall of the server shows in every request it delayed (no coordinated
+  omission). Requests wait in a queue for one of at most `connections_max` connections.
+
+Both count answers whose body carries an accepted status (`ACCEPT_MARKERS`: `>ACSP<` in a
+pacs.002, `>PR03<` in an ibps.102 receipt), once per transaction, and print one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+LUA_SCRIPT = Path(__file__).resolve().parent / "wrk_cycle.lua"
+ACCEPT_MARKERS = (b">ACSP<", b">PR03<")
+HEADER_BYTES_MAX = 64 * 1024
+BODY_BYTES_MAX = 16 * 1024 * 1024
+LATENCY_SAMPLES_MAX = 1_000_000
+CONNECT_TIMEOUT_S = 5.0
+WRK_TIMEOUT_S = "10s"
+
+
+def raw_request(
+    host: str, port: int, method: str, path: str, headers: Mapping[str, str], body: bytes
+) -> bytes:
+    """One HTTP/1.1 keep-alive request, exactly as it goes on the wire."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def write_requests(path: Path, requests: Sequence[bytes]) -> None:
+    with open(path, "wb") as f:
+        for r in requests:
+            f.write(b"%d\n" % len(r))
+            f.write(r)
+
+
+def read_requests(path: Path) -> list[bytes]:
+    data = Path(path).read_bytes()
+    out, i = [], 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        n = int(data[i:nl])
+        out.append(data[nl + 1 : nl + 1 + n])
+        i = nl + 1 + n
+    return out
+
+
+def accepted_in(body: bytes) -> int:
+    return sum(body.count(m) for m in ACCEPT_MARKERS)
+
+
+def ensure_wrk() -> str | None:
+    """Path of wrk; installs the Debian package when running as root without it."""
+    if os.environ.get("BENCH_NO_WRK"):
+        return None
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "wrk"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=300,
+        )  # fmt: skip
+    return shutil.which("wrk")
+
+
+def run_closed(
+    url: str, requests_file: Path, *, duration_s: float, connections: int, wrap: bool
+) -> dict[str, Any]:
+    """Closed loop with wrk when available, else with the Python driver. One JSON result:
+    requests, accepted (transactions), statuses, duration_s, errors, driver."""
+    wrk = ensure_wrk()
+    if wrk is not None:
+        env = dict(os.environ, BENCH_REQUESTS=str(requests_file), BENCH_WRAP="1" if wrap else "0")
+        proc = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(duration_s))}s",
+             f"--timeout={WRK_TIMEOUT_S}", "-s", str(LUA_SCRIPT), url],
+            capture_output=True, text=True, env=env, check=False, timeout=duration_s + 120,
+        )  # fmt: skip
+        for line in proc.stdout.splitlines():
+            if line.startswith("{"):
+                result = json.loads(line)
+                result["driver"] = "wrk"
+                return result
+        raise RuntimeError(f"wrk gave no result: {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
+    return run_python_closed(
+        url, requests_file, duration_s=duration_s, connections=connections, wrap=wrap
+    )
+
+
+def run_python_closed(
+    url: str, requests_file: Path, *, duration_s: float, connections: int, wrap: bool = False
+) -> dict[str, Any]:
+    """Closed loop from Python: stops at `duration_s`, or when the requests run out unless
+    `wrap` (then they are sent again from the first)."""
+    args = [sys.executable, "-m", "bench.load", "closed", url, str(requests_file),
+            "--duration", str(duration_s), "--connections", str(connections)]  # fmt: skip
+    if wrap:
+        args.append("--wrap")
+    return _python_driver(args, duration_s)
+
+
+def run_open(
+    url: str, requests_file: Path, *, rate_per_s: float, duration_s: float, connections_max: int
+) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.load", "open", url, str(requests_file),
+            "--rate", str(rate_per_s), "--duration", str(duration_s),
+            "--connections", str(connections_max)]  # fmt: skip
+    return _python_driver(args, duration_s)
+
+
+def _python_driver(args: list[str], duration_s: float) -> dict[str, Any]:
+    proc = subprocess.run(
+        args, capture_output=True, text=True, check=False, timeout=duration_s + 120
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"load driver failed: {proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+# --- the Python driver -------------------------------------------------------------------------
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection: send a request, read one Content-Length answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> _Conn:
+        r, w = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+        return cls(r, w)
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        if len(head) > HEADER_BYTES_MAX:
+            raise ValueError("response header too large")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length > BODY_BYTES_MAX:
+            raise ValueError("response body too large")
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Tally:
+    def __init__(self) -> None:
+        self.statuses: Counter[int] = Counter()
+        self.accepted = 0
+        self.errors = 0
+        self.latencies_us: list[int] = []
+
+    def record(self, status: int, body: bytes, latency_s: float) -> None:
+        self.statuses[status] += 1
+        self.accepted += accepted_in(body)
+        if len(self.latencies_us) < LATENCY_SAMPLES_MAX:
+            self.latencies_us.append(int(latency_s * 1e6))
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    rest = url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = rest.rpartition(":")
+    return host, int(port)
+
+
+def _percentiles(lat_us: list[int]) -> dict[str, float]:
+    if not lat_us:
+        return {}
+    s = sorted(lat_us)
+
+    def q(p: float) -> float:
+        return round(s[min(len(s) - 1, int(p * len(s)))] / 1000, 3)
+
+    return {"p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "max_ms": q(1.0)}
+
+
+async def _closed(
+    url: str, requests: list[bytes], duration_s: float, connections: int, wrap: bool
+) -> dict[str, Any]:
+    host, port = _host_port(url)
+    tally, loop = _Tally(), asyncio.get_running_loop()
+    conns = [await _Conn.open(host, port) for _ in range(connections)]
+    state = {"next": 0}
+    deadline = loop.time() + duration_s
+
+    async def worker(c: _Conn) -> None:
+        while loop.time() < deadline:
+            i = state["next"]
+            if i >= len(requests) and not wrap:
+                return
+            state["next"] = i + 1
+            sent = loop.time()
+            try:
+                status, body = await c.exchange(requests[i % len(requests)])
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                tally.errors += 1
+                return
+            tally.record(status, body, loop.time() - sent)
+
+    started = loop.time()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = loop.time() - started
+    for c in conns:
+        c.close()
+    return {"requests": sum(tally.statuses.values()), "accepted": tally.accepted,
+            "statuses": {str(k): v for k, v in tally.statuses.items()}, "errors": tally.errors,
+            "duration_s": round(elapsed, 3), **_percentiles(tally.latencies_us),
+            "driver": "python"}  # fmt: skip
+
+
+async def _open(
+    url: str, requests: list[bytes], rate: float, duration_s: float, connections_max: int
+) -> dict[str, Any]:
+    host, port = _host_port(url)
+    tally, loop = _Tally(), asyncio.get_running_loop()
+    n = min(len(requests), int(rate * duration_s))
+    queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+    idle: list[_Conn] = [await _Conn.open(host, port) for _ in range(min(32, connections_max))]
+    opened = len(idle)
+    late_sends = 0
+
+    async def send(due: float, request: bytes, c: _Conn) -> None:
+        try:
+            status, body = await c.exchange(request)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            tally.errors += 1
+            tally.record(0, b"", loop.time() - due)
+            return
+        tally.record(status, body, loop.time() - due)
+        idle.append(c)
+        if not queue.empty():
+            item = queue.get_nowait()
+            if item is not None:
+                _start(*item)
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    def _start(due: float, request: bytes) -> None:
+        c = idle.pop()
+        t = asyncio.create_task(send(due, request, c))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    start = loop.time() + 0.05
+    for i in range(n):
+        due = start + i / rate
+        wait = due - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif wait < -0.002:
+            late_sends += 1
+        if not idle and opened < connections_max:
+            idle.append(await _Conn.open(host, port))
+            opened += 1
+        if idle and queue.empty():
+            _start(due, requests[i])
+        else:
+            queue.put_nowait((due, requests[i]))
+    while tasks or not queue.empty():
+        while idle and not queue.empty():
+            item = queue.get_nowait()
+            if item is not None:
+                _start(*item)
+        await asyncio.sleep(0.01)
+    elapsed = loop.time() - start
+    for c in idle:
+        c.close()
+    return {"requests": sum(tally.statuses.values()), "accepted": tally.accepted,
+            "statuses": {str(k): v for k, v in tally.statuses.items()}, "errors": tally.errors,
+            "duration_s": round(elapsed, 3), "rate_per_s": rate, "connections": opened,
+            "late_sends": late_sends, **_percentiles(tally.latencies_us), "driver": "python"}  # fmt: skip
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="bench.load")
+    ap.add_argument("mode", choices=("open", "closed"))
+    ap.add_argument("url")
+    ap.add_argument("requests_file")
+    ap.add_argument("--duration", type=float, required=True)
+    ap.add_argument("--rate", type=float, default=1000.0)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--wrap", action="store_true")
+    a = ap.parse_args(argv)
+    requests = read_requests(Path(a.requests_file))
+    started = time.perf_counter()
+    if a.mode == "open":
+        result = asyncio.run(_open(a.url, requests, a.rate, a.duration, a.connections))
+    else:
+        result = asyncio.run(_closed(a.url, requests, a.duration, a.connections, a.wrap))
+    result["wall_s"] = round(time.perf_counter() - started, 3)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
