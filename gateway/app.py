@@ -38,6 +38,9 @@ DB_UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     OSError,  # refused or missing socket while the server is down
     TimeoutError,
+    # A connection the server ended mid-statement can leave asyncpg's protocol state
+    # confused ("cannot switch to state ..."); the pool discards such connections.
+    asyncpg.InternalClientError,
 )
 
 _log = get_logger("baygate.app")

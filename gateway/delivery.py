@@ -44,6 +44,10 @@ from gateway.batcher import MicroBatcher
 from gateway.logging import get_logger
 
 GATEWAY_KEY_ID = "baygate"
+# What a lost or absent database raises; an attempt that meets one is retried after its lease.
+# InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+              TimeoutError)
 _log = get_logger("baygate.delivery")
 
 _CLAIM = """
@@ -122,7 +126,7 @@ class DeliveryWorker:
         while True:
             try:
                 claimed = await self._claim()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except _DB_ERRORS as exc:
                 _log.warning("outbox_claim_failed", error=type(exc).__name__)
                 claimed = []
             for row in claimed:
@@ -152,7 +156,7 @@ class DeliveryWorker:
                 for tid in expired:
                     await self._finish(tid, TransferState.EXPIRED, Reason.AB05,
                                        "the receiving provider did not accept in time")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except _DB_ERRORS as exc:
                 _log.warning("expiry_sweep_failed", error=type(exc).__name__)
 
     async def _attempt(self, row: asyncpg.Record) -> None:
@@ -161,7 +165,7 @@ class DeliveryWorker:
                 await self._deliver(row)
             else:
                 await self._callback(row)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except _DB_ERRORS as exc:
             # The lease expires and the row is claimed again.
             _log.warning("outbox_attempt_failed", kind=row["kind"], error=type(exc).__name__)
 
