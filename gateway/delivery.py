@@ -180,6 +180,9 @@ class DeliveryWorker:
         if rec is None or rec["state"] != TransferState.RESERVED:
             await self._done("deliver", row["id"])
             return
+        if not self._answerable(rec["expires_at"]):
+            await self._too_late(row, rec["expires_at"])
+            return
         receiver = self.directory.by_id.get(rec["receiver_id"])
         transfer = transfer_json.from_dict(json.loads(rec["transfer"]))
         adapter = get_adapter(receiver.scheme)
@@ -207,6 +210,30 @@ class DeliveryWorker:
             await self._retry(row, rec["expires_at"], f"receiver answered {report.status}")
             return
         await self._done("deliver", row["id"])
+
+    def _answerable(self, expires_at: datetime | None) -> bool:
+        """Deliver only when the answer can come back before the transfer expires: the store
+        does not commit after expiry, so a receiver accepting later would hold a credit that
+        no payer funds."""
+        if expires_at is None:
+            return True
+        return (expires_at - self.clock()).total_seconds() >= self.config.attempt_timeout_s
+
+    async def _too_late(self, row: asyncpg.Record, expires_at: datetime) -> None:
+        """Too close to expiry to deliver: follow the store once it has ended the transfer (the
+        expiry sweep does, or did before a crash), else look again just after the sweep."""
+        tid = row["transfer_id"]
+        outcome = await self.clearing.transfer_state(tid)
+        if outcome.state in (TransferState.COMMITTED, TransferState.ABORTED, TransferState.EXPIRED):
+            await self._follow(tid, outcome)
+            await self._done("deliver", row["id"])
+            return
+        when = max(expires_at, self.clock()) + timedelta(seconds=2 * self.config.expiry_sweep_interval_s)
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET next_attempt_at = $2, last_error = $3 WHERE id = $1 AND done_at IS NULL",
+                row["id"], when, "too close to expiry to deliver",
+            )
 
     async def _post(self, url: str, body: bytes, media_type: str) -> bytes | None:
         assert self._session is not None
