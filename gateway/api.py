@@ -79,10 +79,28 @@ async def _model(request: web.Request, model: type[BaseModel]) -> Any:
     if request.content_type != "application/json":
         raise web.HTTPUnsupportedMediaType(text="expected application/json")
     try:
-        return model.model_validate_json(await request.read())
+        body = model.model_validate_json(await request.read())
     except ValidationError as exc:
         errs = [f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:20]]
         raise web.HTTPUnprocessableEntity(text="; ".join(errs)) from None
+    # JSON may carry U+0000 ("\u0000"), which no PostgreSQL text can hold: refused here, as it
+    # would otherwise fail the whole acceptance batch the request joins.
+    where = _nul_path(body.model_dump())
+    if where is not None:
+        raise web.HTTPUnprocessableEntity(text=f"{where or '(body)'}: text must not contain U+0000")
+    return body
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string holding U+0000, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _nul_path(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 # --- providers ---------------------------------------------------------------------------
