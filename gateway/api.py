@@ -47,6 +47,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     path = request.path
     if not path.startswith("/v1/"):
         return await handler(request)
+    if "\x00" in path:  # "%00": no resource is named so, and no database text can hold it
+        return _json_problem(404, "Not Found", "no resource has U+0000 in its name")
     body = await request.read()  # bounded by client_max_size (413 past it)
     if path.startswith("/v1/operator/"):
         token = request.app[OPERATOR_TOKEN]
