@@ -75,6 +75,10 @@ def parse(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etree._Element:
         raise XmlRejected(f"message is larger than {limits.size_bytes_max} bytes")
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise XmlRejected("DOCTYPE and entity declarations are refused")
+    # UTF-8 XML never holds a NUL byte; UTF-16 and UTF-32 always do, and libxml2 would
+    # otherwise detect and read them even without an encoding declaration.
+    if b"\x00" in data:
+        raise XmlRejected("message must be encoded in UTF-8 (it holds NUL bytes)")
     declared = _ENCODING_RE.match(data[:200])
     if declared and declared.group(1).upper().replace(b"_", b"-") not in (b"UTF-8", b"UTF8"):
         raise XmlRejected("message must be encoded in UTF-8")
