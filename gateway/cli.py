@@ -129,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings()
     configure_logging(settings.log_format, "warning")
     return asyncio.run(demo(settings, exit_after=args.exit, messages=args.messages, rate_per_s=args.rate,
-                            seed=args.seed))
+                            seed=args.seed, stressed=args.stressed))
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -267,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--messages", type=int, default=1500, help="messages to send (default 1500)")
     s.add_argument("--rate", type=float, default=150.0, help="messages per second (default 150)")
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--stressed", action="store_true",
+                   help="tight caps: the same traffic rejected, then queued in liquidity-saving mode")
     s.set_defaults(fn=cmd_demo)
 
     s = sub.add_parser("send", help="sign and submit a native message, print the native answer")

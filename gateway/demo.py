@@ -70,13 +70,14 @@ async def _operator(stack: Stack, method: str, path: str, body: Any = None) -> A
         return data
 
 
-async def _wait_settled(conn: asyncpg.Connection, since: datetime) -> int:
+async def _wait_settled(conn: asyncpg.Connection, since: datetime, *, queued_too: bool = True) -> int:
     """Wait until no transfer of this run is still in flight; return how many still are."""
     deadline = time.monotonic() + SETTLE_WAIT_S_MAX
+    states = ["RECEIVED", "RESERVED", "QUEUED"] if queued_too else ["RECEIVED", "RESERVED"]
     while True:
         left = await conn.fetchval(
-            "SELECT count(*) FROM transfers WHERE created_at >= $1 AND state IN ('RECEIVED','RESERVED','QUEUED')",
-            since,
+            "SELECT count(*) FROM transfers WHERE created_at >= $1 AND state = ANY($2::text[])",
+            since, states,
         )
         pending_callbacks = await conn.fetchval(
             "SELECT count(*) FROM outbox o JOIN transfers t ON t.id = o.transfer_id WHERE o.done_at IS NULL AND t.created_at >= $1",
@@ -199,8 +200,98 @@ async def print_summary(stack: Stack, report: DayReport) -> None:
         print(f"  [{'ok' if ok else 'FAILED'}] {name}{'' if ok or not detail else ': ' + detail}")
 
 
+STRESSED_CAP = "3000.00"  # per provider and currency: a few percent of a stressed day's gross sends
+
+
+def stressed_caps(d: Any) -> Any:
+    """Every provider's caps and cover cut to STRESSED_CAP (the FX provider keeps its own)."""
+    parts = []
+    for p in d.participants:
+        if p.role == "provider":
+            limits = [lim.model_copy(update={"net_debit_cap": STRESSED_CAP, "liquidity_cover": STRESSED_CAP,
+                                             "liquidity_saving": False}) for lim in p.limits]
+            p = p.model_copy(update={"limits": limits})
+        parts.append(p)
+    return d.model_copy(update={"participants": parts})
+
+
+async def _stressed_round(stack: Stack, *, saving: bool, messages: int, rate_per_s: float, seed: int) -> dict[str, Any]:
+    for p in stack.directory.participants:
+        if p.role != "provider":
+            continue
+        for lim in p.limits:
+            await _operator(stack, "PUT", f"/v1/operator/limits/{p.id}/{lim.currency}",
+                            {"net_debit_cap": STRESSED_CAP, "liquidity_cover": STRESSED_CAP, "liquidity_saving": saving})
+    started = datetime.now(UTC)
+    plan = TrafficPlan(seed=seed, cross_border_only=False, shares={})
+    summary = await run_day(stack.base_url, stack.directory, stack.keys, plan, rate_per_s=rate_per_s,
+                            count=messages, concurrency=32)
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await asyncio.sleep(2.0)  # a few resolver runs for what is queued
+        await _wait_settled(conn, started, queued_too=False)
+        rows = await conn.fetch(
+            """SELECT currency, tx_status, count(*) AS n, sum(amount_minor)::bigint AS value,
+                      count(*) FILTER (WHERE EXISTS (SELECT 1 FROM transfer_events e
+                                                      WHERE e.transfer_id = t.id AND e.tx_status = 'PDNG')) AS queued
+                 FROM transfers t WHERE created_at >= $1 AND creditor_currency IS NULL GROUP BY 1, 2""",
+            started,
+        )
+    finally:
+        await conn.close()
+    close = await _operator(stack, "POST", "/v1/operator/windows/close")
+    if close.get("settlement_id") is not None:  # settle, so the next round starts from flat positions
+        from gateway.settlement_service import _confirm_all
+
+        await _confirm_all(stack, int(close["settlement_id"]))
+    cap_minor = Money.parse(STRESSED_CAP, "HKD").minor
+    out: dict[str, Any] = {"saving": saving, "messages": summary.messages, "currencies": {}}
+    for r in rows:
+        c = out["currencies"].setdefault(r["currency"], {"settled_minor": 0, "settled": 0, "rejected": 0,
+                                                          "queued": 0, "still_queued": 0})
+        c["queued"] += r["queued"]
+        c["released"] = c.get("released", 0) + (r["queued"] if r["tx_status"] == "ACSC" else 0)
+        if r["tx_status"] == "ACSC":
+            c["settled_minor"] += r["value"]
+            c["settled"] += r["n"]
+        elif r["tx_status"] == "PDNG":
+            c["still_queued"] += r["n"]
+        else:
+            c["rejected"] += r["n"]
+    providers = sum(1 for p in stack.directory.participants if p.role == "provider")
+    for ccy, c in out["currencies"].items():
+        # Liquidity provided: every provider's cap in this currency (the most it could have used).
+        holders = sum(1 for p in stack.directory.participants if p.role == "provider"
+                      for lim in p.limits if lim.currency == ccy) or providers
+        c["liquidity_efficiency"] = c["settled_minor"] / (holders * cap_minor)
+    out["window_id"] = close.get("window_id")
+    return out
+
+
+async def stressed_day(stack: Stack, *, messages: int, rate_per_s: float, seed: int) -> list[dict[str, Any]]:
+    """The same tight-liquidity traffic twice: rejecting what does not fit, then queueing it."""
+    rounds = []
+    for saving in (False, True):
+        rounds.append(await _stressed_round(stack, saving=saving, messages=messages, rate_per_s=rate_per_s, seed=seed))
+    print(f"\nStressed day: caps and cover {STRESSED_CAP} per provider and currency, same traffic twice")
+    print(f"  {'mode':16} {'ccy':4} {'settled':>8} {'rejected':>9} {'queued':>7} {'waiting':>8} "
+          f"{'value settled':>16} {'liquidity eff.':>15}")
+    for r in rounds:
+        mode = "liquidity-saving" if r["saving"] else "reject (AM04)"
+        for ccy, c in sorted(r["currencies"].items()):
+            print(f"  {mode:16} {ccy:4} {c['settled']:8} {c['rejected']:9} {c['queued']:7} {c['still_queued']:8} "
+                  f"{Money(c['settled_minor'], ccy).format():>16} {c['liquidity_efficiency']:14.2f}x")
+    return rounds
+
+
 async def demo(settings: Settings, *, exit_after: bool, messages: int = 1500, rate_per_s: float = 150.0,
-               seed: int | None = None) -> int:
+               seed: int | None = None, stressed: bool = False) -> int:
+    if stressed:
+        async with running_stack(settings, transform=stressed_caps) as stack:
+            print(f"Baygate is up at {stack.base_url} (data in {settings.data_dir.resolve()})")
+            await stressed_day(stack, messages=messages, rate_per_s=rate_per_s,
+                               seed=seed if seed is not None else int(time.time()))
+            return 0
     async with running_stack(settings) as stack:
         print(f"Baygate is up at {stack.base_url} (data in {settings.data_dir.resolve()})")
         print(f"Simulated providers: {', '.join(f'{k} {v}' for k, v in stack.sims.urls.items())}")

@@ -22,3 +22,18 @@ async def test_short_demo_day_passes_every_check(db_dsn: str, tmp_path: Path, ca
     assert (folder / "manifest.json").exists()
     assert verify_settlement_dir(folder) == []
     assert "netting efficiency" in out
+
+
+async def test_stressed_day_queues_and_releases_more_value(db_dsn: str, tmp_path: Path, capsys) -> None:
+    from gateway.demo import stressed_caps, stressed_day
+    from gateway.harness import running_stack
+
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0)
+    async with running_stack(settings, transform=stressed_caps) as stack:
+        rejecting, saving = await stressed_day(stack, messages=150, rate_per_s=100, seed=11)
+    assert not rejecting["saving"] and saving["saving"]
+    queued = sum(c["queued"] for c in saving["currencies"].values())
+    assert queued > 0  # tight caps put transfers in the queue instead of rejecting them
+    assert sum(c["queued"] for c in rejecting["currencies"].values()) == 0
+    # Queued transfers were released (by offsetting) and settled, not only parked.
+    assert sum(c.get("released", 0) for c in saving["currencies"].values()) > 0
