@@ -59,6 +59,9 @@ class OutagePlan:
     before_s: float = 5.0
     after_s: float = 10.0
     mode: str = "stop"  # stop: the server shuts down; freeze: SIGSTOP, connections hang
+    # Requests in flight at most: while the database is frozen each one waits up to the
+    # request timeout, so this bounds the load the driver can keep up during a freeze.
+    concurrency: int = 1024
     recover_s_max: float = 5.0
     transfer_timeout_s: float = 30.0
     request_timeout_s: float = 10.0
@@ -173,7 +176,7 @@ async def outage_run(root: Path, plan: OutagePlan, log: Log = _quiet_log) -> dic
     async with chaos_stack(root, gateway_env=env) as st:
         timeout_s = plan.request_timeout_s + 2.0
         async with LoadDriver(st.gateway.base_url, st.directory, st.keys, seed=plan.seed,
-                              timeout_s=timeout_s) as load:  # fmt: skip
+                              timeout_s=timeout_s, concurrency=plan.concurrency) as load:  # fmt: skip
             total_s = plan.before_s + plan.outage_s + plan.after_s
             load.prepare(int(plan.rate_per_s * total_s))
             async with ReadyProbe(st.gateway.base_url) as probe:

@@ -21,7 +21,8 @@ QUICK = OutagePlan(outage_s=3.0, rate_per_s=150.0, before_s=3.0, after_s=5.0, se
 
 def assert_clean(result: dict[str, Any], plan: OutagePlan) -> None:
     outage = result["outage"]
-    assert outage["statuses_during"].get("503", 0) > 0, outage  # the outage was felt
+    if plan.mode == "stop":  # a frozen server answers late rather than not at all
+        assert outage["statuses_during"].get("503", 0) > 0, outage
     assert set(outage["statuses_during"]) <= {"200", "400", "503"}, outage
     assert result["requests"]["by_status"].get("500", 0) == 0
     assert result["requests"]["unavailable_without_retry_after"] == 0
