@@ -198,13 +198,13 @@ async def test_sql_looking_names_are_stored_verbatim(served: Served) -> None:
         payee = next(x for x in payees if x.scheme == scheme and x.participant_id != p.id)
         msg_id = sm.message_id(p, "Q", i * 10)
         t = sm.make_transfer(p, payee, rng, msg_id=msg_id, e2e=sm.end_to_end_id(p, "Q", i * 10 + 1),
-                             created_at=now).evolve(creditor=Party(name[:40]))  # fmt: skip
+                             created_at=now).evolve(creditor=Party(name[:40].strip()))  # fmt: skip
         async with BaygateClient(served.base_url, p.id, served.keys[p.id]) as client:
             reply = await client.post_message(scheme, sm.encode(scheme, [t], msg_id, now))
         assert reply.status == 200, reply.body[:300]
         [report] = get_adapter(scheme).decode_status_reply(reply.body)
         assert report.status == TxStatus.ACSP, report
-        sent[report.gateway_id] = name[:40]
+        sent[report.gateway_id] = name[:40].strip()
     conn = await asyncpg.connect(served.dsn)
     try:
         rows = await conn.fetch("SELECT id, transfer->'creditor'->>'name' AS name FROM transfers WHERE id = ANY($1)",
