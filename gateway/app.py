@@ -41,6 +41,8 @@ DB_UNAVAILABLE = (
     # A connection the server ended mid-statement can leave asyncpg's protocol state
     # confused ("cannot switch to state ..."); the pool discards such connections.
     asyncpg.InternalClientError,
+    # "the underlying connection is closed" (but DataError, a bad argument, stays a 500).
+    asyncpg.InterfaceError,
 )
 
 _log = get_logger("baygate.app")
@@ -76,6 +78,8 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
             resp = problem(exc.status, exc.reason, exc.text or "")
         else:
             raise
+    except asyncpg.DataError:
+        raise
     except DB_UNAVAILABLE as exc:
         _log.warning("database_unavailable", error=type(exc).__name__)
         resp = problem(503, "Service Unavailable", "the database is not reachable; retry later")
