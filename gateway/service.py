@@ -24,7 +24,7 @@ from gateway import audit, lsm_store, metrics
 from gateway.acceptance import CANDIDATES_PER_BATCH_MAX, Candidate, Outcome, accept_batch
 from gateway.batcher import BatcherFull, MicroBatcher
 from gateway.logging import get_logger
-from gateway.routing import Directory, Participant, Route, lookup_proxies, route
+from gateway.routing import Directory, Participant, ProxyResolver, Route, route
 from gateway.submission import authorize, prepare, reports_for
 
 _log = get_logger("baygate.service")
@@ -107,6 +107,7 @@ class Gateway:
         self.clock = clock
         self.transfer_timeout_s = transfer_timeout_s
         self.accept = accept
+        self.proxies = ProxyResolver(pool)
         self._rate_quotes: dict[tuple[str, str], Any] = {}
         self.export_settlement: Callable[[int, str], Awaitable[Any]] | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -179,9 +180,10 @@ class Gateway:
             _log.error("settlement_export_failed", window_id=window_id, error=repr(exc))
 
     async def drain(self) -> None:
-        """Wait for background settlement exports (shutdown)."""
+        """Wait for background settlement exports and stop the proxy look-ups (shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self.proxies.aclose()
 
     async def submit_transfers(self, sender: Participant, transfers: Sequence[Transfer]) -> list[Outcome]:
         await self.refresh_directory()
@@ -190,8 +192,10 @@ class Gateway:
             for t in transfers
             if t.creditor_account.proxy is not None
         ]
-        async with self.pool.acquire() as conn:
-            proxies = await lookup_proxies(conn, proxies_wanted)
+        try:
+            proxies = await self.proxies.lookup(proxies_wanted)
+        except BatcherFull as exc:
+            raise Overloaded(str(exc)) from None
         quotes = await self._quotes(transfers, sender, proxies)
         expires_at = self.clock() + timedelta(seconds=self.transfer_timeout_s)
         candidates = [prepare(t, sender, self.directory, proxies, quotes, expires_at) for t in transfers]
@@ -203,6 +207,9 @@ class Gateway:
             elif o.status == TxStatus.RJCT:
                 metrics.record_rejection(str(o.reason), t.source_scheme)
                 metrics.record_transfer(t.source_scheme, t.destination_scheme, "RJCT")
+                rule = corridor_rule(o.message)
+                if rule is not None:
+                    metrics.record_corridor_limit_hit(f"{t.source_scheme}>{t.destination_scheme}", rule)
         return outcomes
 
     async def submit_native(self, sender: Participant, scheme: str, body: bytes) -> tuple[int, bytes]:
@@ -228,6 +235,22 @@ class Gateway:
         reports = reports_for(decoded, per_tx)
         return 200, adapter.encode_status_report(
             reports, msg_id=report_id, created_at=now, original_msg_id=decoded.msg_id)
+
+
+_RULE_WORDS = (
+    ("per-transaction", "per_transaction"), ("daily", "daily"), ("yearly", "yearly"),
+    ("service hours", "service_hours"), ("identification", "identification"), ("not allowed", "currency"),
+)
+
+
+def corridor_rule(message: str | None) -> str | None:
+    """The kind of corridor rule a refusal names ("corridor <name>: ..."), for the metric label."""
+    if not message or not message.startswith("corridor "):
+        return None
+    for words, rule in _RULE_WORDS:
+        if words in message:
+            return rule
+    return "other"
 
 
 def utc_now() -> datetime:
