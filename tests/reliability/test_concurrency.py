@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -348,3 +349,132 @@ async def test_copies_in_one_batch_all_get_the_final_answer(tmp_path: Path, db_d
         body = json.dumps(_json_transfer("OVERCAP0001", 300_000, PAYER_PAYEES[0], rng)).encode()
         answers = await send_copies(stack, "json", PAYER, "/v1/transfers", "application/json", body)
     assert {a[3] for a in answers} == {"RJCT"}, Counter(a[3] for a in answers)
+
+
+# --- windows closed under load ---------------------------------------------------------------
+
+CLOSES = 3
+
+
+async def close_window(stack: Stack) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {stack.operator_token}"}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{stack.base_url}/v1/operator/windows/close", headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return dict(await r.json())
+
+
+async def load_with_closes(
+    stack: Stack, messages: int
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """`messages` valid native messages from every provider, 16 at a time, with a window close
+    each time another quarter of them has been answered. Returns accepted (sender, e2e)."""
+    rng = random.Random("windows")
+    payees = sm.payees_from_directory(stack.directory, rng)
+    senders = [p for p in stack.directory.participants if p.role == "provider"]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    gate = asyncio.Semaphore(16)
+    accepted: list[tuple[str, str]] = []
+    closes: list[asyncio.Task[dict[str, Any]]] = []
+    done = 0
+
+    async def one(i: int) -> None:
+        nonlocal done
+        p = senders[i % len(senders)]
+        body, ids = sm.build_message(p.scheme, p, payees, rng.randint(1, 3), rng, tag="WIN", seq=i * 10,
+                                     created_at=now)  # fmt: skip
+        async with gate, BaygateClient(stack.base_url, p.id, stack.keys[p.id]) as c:
+            r = await c.post_message(p.scheme, body)
+        assert r.status == 200, r.body[:300]
+        reports = get_adapter(p.scheme).decode_status_reply(r.body)
+        assert {str(x.status) for x in reports} == {"ACSP"}, reports
+        accepted.extend((p.id, e) for e in ids)
+        done += 1
+        if len(closes) < CLOSES and done >= (len(closes) + 1) * messages // (CLOSES + 1):
+            closes.append(asyncio.create_task(close_window(stack)))
+
+    await asyncio.gather(*(one(i) for i in range(messages)))
+    return accepted, list(await asyncio.gather(*closes))
+
+
+LEG_TOTALS = """
+WITH sides AS (
+    SELECT window_id, payer AS participant_id, currency, amount AS debits, 0::bigint AS credits
+      FROM clearing_legs WHERE state = 'COMMITTED'
+    UNION ALL
+    SELECT window_id, payee, currency, 0, amount FROM clearing_legs WHERE state = 'COMMITTED'
+)
+SELECT window_id, participant_id, currency, sum(debits)::bigint AS debits, sum(credits)::bigint AS credits
+  FROM sides GROUP BY 1, 2, 3
+"""
+
+
+def _totals(rows: Any) -> dict[tuple[int, str, str], tuple[int, int]]:
+    return {(r["window_id"], r["participant_id"], r["currency"]): (r["debits"], r["credits"])
+            for r in rows if (r["debits"], r["credits"]) != (0, 0)}  # fmt: skip
+
+
+async def run_window_scenario(tmp_path: Path, db_dsn: str, messages: int) -> None:
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, log_level="error")
+    async with running_stack(settings) as stack:
+        accepted, closes = await load_with_closes(stack, messages)
+
+        async def settled() -> bool:
+            return all(stack.sims.book(s).final_status(e) is not None for s, e in accepted)
+
+        await wait_for(settled)
+        async with stack_conn(stack) as conn:
+            committed = await conn.fetch(
+                "SELECT id, window_id FROM clearing_transfers WHERE state = 'COMMITTED'"
+            )
+            gateway_committed = {
+                r["id"]
+                for r in await conn.fetch("SELECT id FROM transfers WHERE state = 'COMMITTED'")
+            }
+            windows = {
+                r["id"]: r["state"]
+                for r in await conn.fetch("SELECT id, state FROM clearing_windows")
+            }
+            legs = _totals(await conn.fetch(LEG_TOTALS))
+            totals = _totals(await conn.fetch(
+                "SELECT window_id, participant_id, currency, debits, credits FROM clearing_window_totals"))  # fmt: skip
+            lines = {
+                c["window_id"]: _totals(await conn.fetch(
+                    """SELECT $2::bigint AS window_id, participant_id, currency, debits, credits
+                         FROM clearing_settlement_lines WHERE settlement_id = $1""", c["settlement_id"], c["window_id"]))
+                for c in closes if c["settlement_id"] is not None
+            }  # fmt: skip
+            entries_off = await conn.fetchval(
+                """SELECT count(*) FROM clearing_ledger_entries e JOIN clearing_transfers t ON t.id = e.journal_id
+                    WHERE e.window_id IS DISTINCT FROM t.window_id"""
+            )
+    finals = Counter(str(stack.sims.book(s).final_status(e)[0]) for s, e in accepted)  # type: ignore[index]
+    per_window = Counter(r["window_id"] for r in committed)
+    print(json.dumps({"transfers": len(accepted), "finals": dict(finals), "per_window": dict(per_window),
+                      "closes": [c["window_id"] for c in closes]}))  # fmt: skip
+    assert [c["window_id"] for c in closes] == [1, 2, 3] and len(windows) == CLOSES + 1
+    # Every committed transfer lies in exactly one window that exists, in both records.
+    assert all(r["window_id"] in windows for r in committed)
+    assert {r["id"] for r in committed} == gateway_committed
+    assert len(gateway_committed) == finals["ACSC"]
+    # The closes happened under load: several windows hold transfers.
+    assert sum(1 for w in (1, 2, 3, 4) if per_window[w]) >= 3, per_window
+    # Running totals of every window are exactly the sum of its committed legs...
+    assert totals == legs
+    # ...and what each close settled is what its window holds now: no commit landed in a
+    # window after it closed.
+    for wid, settled_lines in lines.items():
+        assert settled_lines == {k: v for k, v in legs.items() if k[0] == wid}, wid
+    assert entries_off == 0  # every ledger entry carries its transfer's window
+
+
+async def test_windows_closed_under_load_hold_each_transfer_once(
+    tmp_path: Path, db_dsn: str
+) -> None:
+    await run_window_scenario(tmp_path, db_dsn, messages=160)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_windows_closed_under_load_long_run(tmp_path: Path, db_dsn: str) -> None:
+    await run_window_scenario(tmp_path, db_dsn, messages=3_000)
