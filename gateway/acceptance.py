@@ -72,22 +72,22 @@ FROM transfers t JOIN unnest($1::text[], $2::text[]) AS k(sender_id, e2e)
   ON t.sender_id = k.sender_id AND t.end_to_end_id = k.e2e
 """
 
-_UPDATE = """
-UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
-    reason_message = u.msg, updated_at = $6
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, state, tx_status, reason, msg)
-WHERE t.id = u.id
-"""
-
-_EVENTS = """
-INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
-SELECT id, $5, state, tx_status, reason, detail
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::text[]) AS e(id, state, tx_status, reason, detail)
-"""
-
-_OUTBOX = """
+# The outcome of every inserted row, its history event and, for a reservation, its delivery
+# outbox row: one statement (data-modifying CTEs), one round trip per batch.
+_RECORD = """
+WITH u AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
+                  AS u(id, state, tx_status, reason, msg, detail)
+), updated AS (
+    UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
+        reason_message = u.msg, updated_at = $6
+    FROM u WHERE t.id = u.id
+), events AS (
+    INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
+    SELECT id, $6, state, tx_status, reason, detail FROM u
+)
 INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
-SELECT id, $2, $3, $3 FROM unnest($1::text[]) AS o(id)
+SELECT id, 'deliver', $6, $6 FROM u WHERE u.state = 'RESERVED'
 ON CONFLICT (transfer_id, kind) DO NOTHING
 """
 
@@ -215,7 +215,6 @@ async def _record(
     queued: Mapping[str, Any],
 ) -> None:
     ids, states, statuses, reasons, msgs, details = [], [], [], [], [], []
-    reserved: list[str] = []
     for c in fresh:
         tid = c.transfer.id
         if tid not in inserted_ids:
@@ -234,7 +233,6 @@ async def _record(
             reasons.append(None)
             msgs.append(None)
             details.append("reserved; queued for delivery")
-            reserved.append(tid)
         else:
             states.append(TransferState.REJECTED)
             statuses.append(TxStatus.RJCT)
@@ -243,10 +241,7 @@ async def _record(
             details.append(json.dumps({"path": rej.path})[:200])
     if not ids:
         return
-    await conn.execute(_UPDATE, ids, states, statuses, reasons, msgs, now)
-    await conn.execute(_EVENTS, ids, states, statuses, reasons, now, details)
-    if reserved:
-        await conn.execute(_OUTBOX, reserved, "deliver", now)
+    await conn.execute(_RECORD, ids, states, statuses, reasons, msgs, now, details)
     # Journal last: appenders queue on the chain head until this transaction commits.
     by_id = {c.transfer.id: c for c in fresh}
     await audit.append(conn, [

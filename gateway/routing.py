@@ -9,13 +9,14 @@ when its scheme carries it, else its scheme's home currency through FX.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from clearing.model import Account, Agent, Transfer
 from clearing.reasons import Reason, Rejection
+from gateway.batcher import MicroBatcher
 
 SCHEME_CURRENCIES: dict[str, tuple[str, ...]] = {
     # home currency first
@@ -98,6 +99,42 @@ async def lookup_proxies(
         [k[1] for k in keys],
     )
     return {(r["type"], r["value"]): (r["participant_id"], r["account_number"]) for r in rows}
+
+
+class ProxyResolver:
+    """Proxy look-ups of concurrent submissions answered together: one query per batch.
+
+    A submission that names its payee by proxy needs the proxy table before it can be routed;
+    a query (and a pool round trip) of its own per submission costs more than the rest of a
+    one-transaction submission's database work. Callers that arrive while a look-up is in
+    flight are answered by the next one, as fresh as a query of their own at that moment.
+    At most `batch_max` submissions share a query and `queue_depth_max` wait (BatcherFull past
+    it: the caller sheds load).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, batch_max: int = 64, queue_depth_max: int = 20_000) -> None:
+        self.pool = pool
+        self._batcher: MicroBatcher[frozenset[tuple[str, str]], dict[tuple[str, str], tuple[str, str]]] = (
+            MicroBatcher(self._lookup_batch, batch_max=batch_max, linger_ms=0.0,
+                         queue_depth_max=queue_depth_max, name="proxies")
+        )
+
+    async def lookup(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, str]]:
+        """(type, value) -> (participant id, account number) for the keys that are registered."""
+        wanted = frozenset(keys)
+        if not wanted:
+            return {}
+        return await self._batcher.submit(wanted)
+
+    async def _lookup_batch(
+        self, items: Sequence[frozenset[tuple[str, str]]]
+    ) -> list[dict[tuple[str, str], tuple[str, str]]]:
+        async with self.pool.acquire() as conn:
+            found = await lookup_proxies(conn, frozenset().union(*items))
+        return [{k: found[k] for k in keys if k in found} for keys in items]
+
+    async def aclose(self) -> None:
+        await self._batcher.aclose()
 
 
 def route(
