@@ -50,20 +50,40 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.In
               TimeoutError)
 _log = get_logger("baygate.delivery")
 
+# Claims due rows with what their attempt needs from the transfer (NULLs when it is gone),
+# so that an attempt costs no read of its own.
 _CLAIM = """
 UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = $2
-FROM (SELECT id FROM outbox WHERE done_at IS NULL AND next_attempt_at <= $1
+FROM (SELECT id, transfer_id FROM outbox WHERE done_at IS NULL AND next_attempt_at <= $1
       ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
+     LEFT JOIN transfers t ON t.id = due.transfer_id
 WHERE o.id = due.id
-RETURNING o.id, o.transfer_id, o.kind, o.attempts
+RETURNING o.id, o.transfer_id, o.kind, o.attempts, t.id AS found, t.transfer, t.receiver_id,
+          t.state, t.expires_at, t.sender_id, t.msg_id, t.end_to_end_id, t.tx_status, t.reason,
+          t.reason_message
 """
 
+_DONE_MANY = "UPDATE outbox SET done_at = $2 FROM unnest($1::bigint[]) AS d(id) WHERE outbox.id = d.id"
+
+# The final states of a batch, their history events and the callbacks to the senders, in one
+# statement: only transfers that were not final yet get an event and a callback.
 _FINISH_MANY = """
-UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
-       reason_message = u.msg, updated_at = $6
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, state, tx_status, reason, msg)
-WHERE t.id = u.id AND t.state NOT IN ('COMMITTED', 'ABORTED', 'EXPIRED', 'REJECTED')
-RETURNING t.id, t.state, t.reason, t.source_scheme, t.destination_scheme, t.created_at
+WITH f AS (
+    UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
+           reason_message = u.msg, updated_at = $6
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(id, state, tx_status, reason, msg)
+    WHERE t.id = u.id AND t.state NOT IN ('COMMITTED', 'ABORTED', 'EXPIRED', 'REJECTED')
+    RETURNING t.id, t.state, t.tx_status, t.reason, t.reason_message, t.source_scheme,
+              t.destination_scheme, t.created_at
+), events AS (
+    INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
+    SELECT f.id, $6, f.state, f.tx_status, f.reason, f.reason_message FROM f
+), callbacks AS (
+    INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
+    SELECT f.id, 'callback', $6, $6 FROM f
+    ON CONFLICT (transfer_id, kind) DO NOTHING
+)
+SELECT id, state, tx_status, reason, source_scheme, destination_scheme, created_at FROM f
 """
 
 
@@ -95,6 +115,7 @@ class DeliveryWorker:
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
     _finisher: MicroBatcher[tuple[str, TransferState, Reason | None, str | None], None] | None = None
+    _doner: MicroBatcher[int, None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -115,8 +136,9 @@ class DeliveryWorker:
         for t in [*self._tasks, *self._in_flight]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        if self._finisher is not None:
-            await self._finisher.aclose()
+        for batcher in (self._finisher, self._doner):
+            if batcher is not None:
+                await batcher.aclose()
         if self._session is not None:
             await self._session.close()
 
@@ -172,12 +194,8 @@ class DeliveryWorker:
     # --- deliver -------------------------------------------------------------------------
 
     async def _deliver(self, row: asyncpg.Record) -> None:
-        tid = row["transfer_id"]
-        async with self.pool.acquire() as conn:
-            rec = await conn.fetchrow(
-                "SELECT transfer, receiver_id, state, expires_at FROM transfers WHERE id = $1", tid
-            )
-        if rec is None or rec["state"] != TransferState.RESERVED:
+        tid, rec = row["transfer_id"], row  # the claim carries the transfer's columns
+        if rec["found"] is None or rec["state"] != TransferState.RESERVED:
             await self._done("deliver", row["id"])
             return
         if not self._answerable(rec["expires_at"]):
@@ -258,13 +276,17 @@ class DeliveryWorker:
                 row["id"], when, error[:200],
             )
 
-    async def _done(self, kind: str, outbox_id: int, conn: Any = None) -> None:
-        sql = "UPDATE outbox SET done_at = $2 WHERE id = $1"
-        if conn is not None:
-            await conn.execute(sql, outbox_id, self.clock())
-            return
-        async with self.pool.acquire() as c:
-            await c.execute(sql, outbox_id, self.clock())
+    async def _done(self, kind: str, outbox_id: int) -> None:
+        """Mark an outbox row done; concurrent marks share one statement (see _done_batch)."""
+        if self._doner is None:
+            self._doner = MicroBatcher(self._done_batch, batch_max=self.config.finish_batch_max,
+                                       linger_ms=1.0, queue_depth_max=100_000, name="outbox-done")
+        await self._doner.submit(outbox_id)
+
+    async def _done_batch(self, outbox_ids: Sequence[int]) -> list[None]:
+        async with self.pool.acquire() as conn:
+            await conn.execute(_DONE_MANY, list(set(outbox_ids)), self.clock())
+        return [None] * len(outbox_ids)
 
     async def _commit(self, tid: str) -> None:
         outcome = await self.clearing.commit(tid)
@@ -308,23 +330,10 @@ class DeliveryWorker:
             done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now)
             if done:
                 changed = {r["id"] for r in done}
-                keep = [i for i, tid in enumerate(ids) if tid in changed]
-                await conn.execute(
-                    """INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
-                       SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])""",
-                    [ids[i] for i in keep], [now] * len(keep), [states[i] for i in keep],
-                    [statuses[i] for i in keep], [reasons[i] for i in keep], [msgs[i] for i in keep],
-                )
-                await conn.execute(
-                    """INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
-                       SELECT id, 'callback', $2, $2 FROM unnest($1::text[]) AS o(id)
-                       ON CONFLICT (transfer_id, kind) DO NOTHING""",
-                    [ids[i] for i in keep], now,
-                )
                 await audit.append(conn, [
                     audit.AuditEvent(audit.KIND_TRANSFER_STATE, ids[i], now,
                                      {"state": states[i], "status": statuses[i], "reason": reasons[i]})
-                    for i in keep
+                    for i, tid in enumerate(ids) if tid in changed
                 ])
         for r in done:
             status = TxStatus.ACSC if r["state"] == TransferState.COMMITTED else TxStatus.RJCT
@@ -340,14 +349,9 @@ class DeliveryWorker:
     # --- callback ------------------------------------------------------------------------
 
     async def _callback(self, row: asyncpg.Record) -> None:
-        tid = row["transfer_id"]
-        async with self.pool.acquire() as conn:
-            rec = await conn.fetchrow(
-                "SELECT sender_id, msg_id, end_to_end_id, transfer, tx_status, reason, reason_message FROM transfers WHERE id = $1",
-                tid,
-            )
-        sender = self.directory.by_id.get(rec["sender_id"]) if rec else None
-        if rec is None or sender is None or not sender.endpoint_url:
+        tid, rec = row["transfer_id"], row  # the claim carries the transfer's columns
+        sender = self.directory.by_id.get(rec["sender_id"]) if rec["found"] is not None else None
+        if sender is None or not sender.endpoint_url:
             await self._done("callback", row["id"])
             return
         adapter = get_adapter(sender.scheme)
