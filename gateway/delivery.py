@@ -63,6 +63,11 @@ RETURNING o.id, o.transfer_id, o.kind, o.attempts, t.id AS found, t.transfer, t.
           t.reason_message
 """
 
+_RECLAIM = """
+UPDATE outbox SET next_attempt_at = $1
+ WHERE done_at IS NULL AND kind = 'deliver' AND attempts > 0 AND next_attempt_at > $1
+"""
+
 _DONE_MANY = "UPDATE outbox SET done_at = $2 FROM unnest($1::bigint[]) AS d(id) WHERE outbox.id = d.id"
 
 # The final states of a batch, their history events and the callbacks to the senders, in one
@@ -145,6 +150,7 @@ class DeliveryWorker:
     # --- loops ---------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        await self._reclaim()
         while True:
             try:
                 claimed = await self._claim()
@@ -159,6 +165,21 @@ class DeliveryWorker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+
+    async def _reclaim(self) -> None:
+        """Make deliveries claimed before a restart due at once instead of when their lease
+        ends. A crash mid-attempt may leave the receiver holding the transfer: asked again
+        soon (it answers a copy from memory), the transfer commits long before it expires.
+        With several processes on one database a start also repeats deliveries another
+        process has in hand; receivers deduplicate them and commits are idempotent."""
+        try:
+            async with self.pool.acquire() as conn:
+                status = await conn.execute(_RECLAIM, self.clock())
+        except _DB_ERRORS as exc:
+            _log.warning("outbox_reclaim_failed", error=type(exc).__name__)
+            return
+        if status != "UPDATE 0":
+            _log.info("outbox_reclaimed", rows=int(status.split()[-1]))
 
     async def _claim(self) -> list[asyncpg.Record]:
         room = self.config.in_flight_max - len(self._in_flight)
