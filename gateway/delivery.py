@@ -95,6 +95,8 @@ SELECT id, state, tx_status, reason, source_scheme, destination_scheme, created_
 @dataclass
 class DeliveryConfig:
     attempt_timeout_s: float = 5.0
+    commit_slack_s: float = 1.0  # an answer leaves at least this long to commit before expiry
+    attempt_s_min: float = 0.5  # a delivery attempt gets at least this long, or is not made
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
     callback_attempts_max: int = 8
@@ -219,7 +221,8 @@ class DeliveryWorker:
         if rec["found"] is None or rec["state"] != TransferState.RESERVED:
             await self._done("deliver", row["id"])
             return
-        if not self._answerable(rec["expires_at"]):
+        budget_s = self._budget_s(rec["expires_at"])
+        if budget_s is None:
             await self._too_late(row, rec["expires_at"])
             return
         receiver = self.directory.by_id.get(rec["receiver_id"])
@@ -234,7 +237,7 @@ class DeliveryWorker:
             await self._done("deliver", row["id"])
             return
         started = time.perf_counter()
-        reply = await self._post(f"{receiver.endpoint_url}/transfers", body, adapter.media_type)
+        reply = await self._post(f"{receiver.endpoint_url}/transfers", body, adapter.media_type, budget_s)
         metrics.record_delivery_attempt(receiver.id, retry=row["attempts"] > 1, ok=reply is not None)
         report = _find_report(adapter, reply, transfer) if reply is not None else None
         if report is None:
@@ -250,13 +253,15 @@ class DeliveryWorker:
             return
         await self._done("deliver", row["id"])
 
-    def _answerable(self, expires_at: datetime | None) -> bool:
-        """Deliver only when the answer can come back before the transfer expires: the store
-        does not commit after expiry, so a receiver accepting later would hold a credit that
-        no payer funds."""
+    def _budget_s(self, expires_at: datetime | None) -> float | None:
+        """How long an attempt may wait for its answer: `attempt_timeout_s`, cut so that an
+        acceptance still arrives, with `commit_slack_s` to spare, before the transfer expires
+        (the store does not commit after expiry, and a receiver accepting later would hold a
+        credit no payer funds). None when less than `attempt_s_min` is left: too late."""
         if expires_at is None:
-            return True
-        return (expires_at - self.clock()).total_seconds() >= self.config.attempt_timeout_s
+            return self.config.attempt_timeout_s
+        left_s = (expires_at - self.clock()).total_seconds() - self.config.commit_slack_s
+        return min(self.config.attempt_timeout_s, left_s) if left_s >= self.config.attempt_s_min else None
 
     async def _too_late(self, row: asyncpg.Record, expires_at: datetime) -> None:
         """Too close to expiry to deliver: follow the store once it has ended the transfer (the
@@ -274,11 +279,11 @@ class DeliveryWorker:
                 row["id"], when, "too close to expiry to deliver",
             )
 
-    async def _post(self, url: str, body: bytes, media_type: str) -> bytes | None:
+    async def _post(self, url: str, body: bytes, media_type: str, timeout_s: float | None = None) -> bytes | None:
         assert self._session is not None
         headers = sign_request("POST", url, {"Content-Type": media_type}, body, GATEWAY_KEY_ID, self.gateway_key)
         try:
-            async with asyncio.timeout(self.config.attempt_timeout_s):
+            async with asyncio.timeout(timeout_s or self.config.attempt_timeout_s):
                 async with self._session.post(url, data=body, headers=headers) as resp:
                     if resp.status != 200:
                         return None
