@@ -38,7 +38,7 @@ VALID_CONCURRENCY = 4
 # REPLAY_CONCURRENCY + VALID_CONCURRENCY requests are in the gateway at once, so a bound that
 # holds whatever the corpus size says memory does not grow with the bytes sent (hundreds of
 # MB, fifty of them per oversized body).
-RSS_GROWTH_KIB_MAX = 256 * 1024
+RSS_GROWTH_KIB_MAX = 128 * 1024
 SETTLE_TIMEOUT_S = 120.0
 BIGINT_PAST = "99999999999999999999999"
 
