@@ -49,6 +49,7 @@ class CrashPlan:
     tail_s: float = 5.0  # load after the last restart
     transfer_timeout_s: float = 30.0
     request_timeout_s: float = 10.0
+    concurrency: int = 1024  # requests in flight at most
     seed: int = 1
 
 
@@ -85,7 +86,7 @@ async def crash_run(
         # request the gateway lets hang shows up as over_timeout rather than as a client error.
         timeout_s = plan.request_timeout_s + 2.0
         async with LoadDriver(st.gateway.base_url, st.directory, st.keys, seed=plan.seed,
-                              timeout_s=timeout_s) as load:  # fmt: skip
+                              timeout_s=timeout_s, concurrency=plan.concurrency) as load:  # fmt: skip
             expected_s = plan.kills * (plan.gap_s[1] + plan.down_s[1] + 2) + plan.tail_s
             load.prepare(int(plan.rate_per_s * min(expected_s, 120.0)))
             stop = asyncio.Event()
