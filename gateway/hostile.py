@@ -516,8 +516,15 @@ def x_many_transactions(ctx: Ctx, s: sm.Sender, head: bytes, doc: bytes) -> Buil
     copies = min(
         ctx.rng.choice([500, 2_000, 10_000]), (MANY_BYTES_MAX - len(rest)) // (end - start)
     )
-    body = rest[:start] + doc[start:end] * copies + rest[start:]
-    return head + replace_text(body, "NbOfTxs", str(copies).encode()), NOT_ACCEPTED, None, ()
+    tx = doc[start:end]
+    amount = re.search(rb">([0-9.]+)</" + _amount_tag(s.scheme).encode() + rb">", tx)
+    assert amount is not None
+    units, _, cents = amount.group(1).decode().partition(".")
+    total = (int(units) * 100 + int(cents.ljust(2, "0"))) * copies  # control totals that add up
+    body = rest[:start] + tx * copies + rest[start:]
+    body = replace_text(body, "NbOfTxs", str(copies).encode())
+    body = replace_text(body, "CtrlSum", f"{total // 100}.{total % 100:02d}".encode())
+    return head + body, NOT_ACCEPTED, None, ()
 
 
 def x_ibps_envelope(ctx: Ctx, s: sm.Sender, head: bytes, doc: bytes) -> Built:

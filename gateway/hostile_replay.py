@@ -33,7 +33,7 @@ from clearing.model import SCHEMES, TxStatus
 from gateway import hostile as h
 from gateway.auth import sign_request
 
-ANSWER_BYTES_MAX = 1024 * 1024
+ANSWER_BYTES_MAX = 16 * 1024 * 1024  # a status report for 10,000 transactions is a few MB
 STREAM_CHUNK_BYTES = 1024 * 1024
 RAW_READ_BYTES_MAX = 64 * 1024
 SKEW_S = 3600
