@@ -130,7 +130,10 @@ async def accept_batch(
     for c in candidates:
         first.setdefault((c.sender_id, c.transfer.end_to_end_id), c)
     fresh = list(first.values())
-    rows = [_row(c, now, expires_at) for c in fresh]
+    # Rows go in in key order: concurrent batches that share keys then wait on each other's
+    # unique-index entries in one order, never in a cycle (a deadlock).
+    keyed = sorted(fresh, key=lambda c: (c.sender_id, c.transfer.end_to_end_id))
+    rows = [_row(c, now, expires_at) for c in keyed]
     cols = list(zip(*rows, strict=True)) if rows else [()] * 20
     inserted_ids = {r["id"] for r in await conn.fetch(_INSERT, *[list(col) for col in cols])}
     # Everything not inserted is a replay or a duplicate of a stored row.
@@ -157,13 +160,20 @@ async def accept_batch(
     for c in candidates:
         t = c.transfer
         if t.id in inserted_ids:
-            rej = c.rejection if c.rejection is not None else decided.get(t.id)
-            if t.id in queued:
-                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.PDNG))
-            elif rej is None:
-                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.ACSP))
+            out.append(_decided(c, decided, queued))
+            continue
+        # A copy of a payment recorded by this very batch gets that payment's decided answer,
+        # not the row as it stood before the decision.
+        twin = first.get((c.sender_id, t.end_to_end_id))
+        if twin is not None and twin.transfer.id in inserted_ids:
+            if twin.payload_sha256 == c.payload_sha256:
+                o = _decided(twin, decided, queued)
+                out.append(Outcome(o.transfer_id, t.end_to_end_id, t.tx_id, o.status, o.reason, o.message, replay=True))
             else:
-                out.append(Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.RJCT, rej.code, rej.message))
+                out.append(
+                    Outcome(None, t.end_to_end_id, t.tx_id, TxStatus.RJCT, Reason.DUPL,
+                            f"end-to-end id {t.end_to_end_id} was already used for a different payment")
+                )
             continue
         rec = existing.get((c.sender_id, t.end_to_end_id))
         if rec is not None and rec["payload_sha256"] == c.payload_sha256:
@@ -176,6 +186,16 @@ async def accept_batch(
                         f"end-to-end id {t.end_to_end_id} was already used for a different payment")
             )
     return out
+
+
+def _decided(c: Candidate, decided: dict[str, Rejection | None], queued: Any) -> Outcome:
+    t = c.transfer
+    rej = c.rejection if c.rejection is not None else decided.get(t.id)
+    if t.id in queued:
+        return Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.PDNG)
+    if rej is None:
+        return Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.ACSP)
+    return Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.RJCT, rej.code, rej.message)
 
 
 async def _to_queue(

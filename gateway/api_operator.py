@@ -38,6 +38,17 @@ def _participant_out(r: Any) -> dict[str, Any]:
                             clearing_code=r["clearing_code"], role=r["role"], status=r["status"]).model_dump()
 
 
+BIGINT_MAX = 2**63 - 1
+
+
+def _settlement_id(text: str) -> int:
+    """A settlement id from the path; ValueError (answered 404) when it cannot be one."""
+    sid = int(text)
+    if not 0 < sid <= BIGINT_MAX:
+        raise ValueError(text)
+    return sid
+
+
 def _valid_key(text: str) -> bool:
     try:
         return len(base64.b64decode(text, validate=True)) == 32
@@ -69,6 +80,9 @@ async def add_participant(request: web.Request) -> web.StreamResponse:
 async def patch_participant(request: web.Request) -> web.StreamResponse:
     body: m.ParticipantPatch = await _model(request, m.ParticipantPatch)
     changes = body.model_dump(exclude_unset=True)
+    nulls = [k for k in ("name", "public_key_ed25519", "status") if k in changes and changes[k] is None]
+    if nulls:
+        return problem(422, "Unprocessable Content", f"{', '.join(nulls)}: may not be null")
     if "public_key_ed25519" in changes and not _valid_key(changes["public_key_ed25519"]):
         return problem(422, "Unprocessable Content", "public_key_ed25519: base64 of a 32-byte Ed25519 key")
     gw = request.app[GATEWAY]
@@ -125,7 +139,7 @@ async def confirm_settlement(request: web.Request) -> web.StreamResponse:
     body: m.ConfirmIn = await _model(request, m.ConfirmIn)
     gw = request.app[GATEWAY]
     try:
-        sid = int(request.match_info["id"])
+        sid = _settlement_id(request.match_info["id"])
         view = await gw.clearing.confirm_settlement(ACTOR, sid, body.participant_id, body.currency, body.reference)
     except ValueError:
         return problem(404, "Not Found", "settlement ids are integers")
@@ -137,7 +151,7 @@ async def confirm_settlement(request: web.Request) -> web.StreamResponse:
 async def abort_settlement(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     try:
-        sid = int(request.match_info["id"])
+        sid = _settlement_id(request.match_info["id"])
         view = await gw.clearing.abort_settlement(ACTOR, sid, "aborted by operator")
     except ValueError:
         return problem(404, "Not Found", "settlement ids are integers")
