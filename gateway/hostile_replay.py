@@ -274,3 +274,36 @@ def summary(answers: Sequence[Answer]) -> dict[str, Any]:
         "outcomes": {k: dict(v) for k, v in sorted(outcomes.items())},
         "violations": bad,
     }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m gateway.hostile_replay --base-url URL`: build a corpus for a directory file,
+    replay it against a running gateway with the participants' keys, print the summary."""
+    import argparse
+    from pathlib import Path
+
+    from gateway import directory as dirmod
+    from gateway.harness import DEMO_KEYS, SAMPLE_DIRECTORY
+    from gateway.sim_messages import load_keys
+
+    ap = argparse.ArgumentParser(prog="python -m gateway.hostile_replay", description=main.__doc__)
+    ap.add_argument("--base-url", required=True)
+    ap.add_argument("--directory", type=Path, default=SAMPLE_DIRECTORY)
+    ap.add_argument("--keys", type=Path, default=DEMO_KEYS, help="folder of <participant>.pem")
+    ap.add_argument("--operator-token", default="")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--count", type=int, default=1_000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args(argv)
+    d = dirmod.load_file(args.directory)
+    keys = load_keys(args.keys, [p.id for p in d.participants])
+    cases = h.build_corpus(d, seed=args.seed, count=args.count)
+    answers = asyncio.run(replay(args.base_url, cases, keys, operator_token=args.operator_token,
+                                 concurrency=args.concurrency))  # fmt: skip
+    report = summary(answers)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 1 if report["violations"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
