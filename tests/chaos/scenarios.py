@@ -49,7 +49,9 @@ class CrashPlan:
     tail_s: float = 5.0  # load after the last restart
     transfer_timeout_s: float = 30.0
     request_timeout_s: float = 10.0
-    concurrency: int = 1024  # requests in flight at most
+    # Requests in flight at most: 500/s against a gateway answering in up to a few seconds
+    # while it catches up after a restart needs thousands.
+    concurrency: int = 4096
     seed: int = 1
 
 
@@ -62,7 +64,7 @@ class OutagePlan:
     mode: str = "stop"  # stop: the server shuts down; freeze: SIGSTOP, connections hang
     # Requests in flight at most: while the database is frozen each one waits up to the
     # request timeout, so this bounds the load the driver can keep up during a freeze.
-    concurrency: int = 1024
+    concurrency: int = 4096
     recover_s_max: float = 5.0
     transfer_timeout_s: float = 30.0
     request_timeout_s: float = 10.0
@@ -123,6 +125,7 @@ async def _settle(
     """Let senders resend, wait for the gateway to drain, then verify everything."""
     await load.drain()
     result["messages"] = len(load.sent)
+    result["sends_delayed_for_a_free_slot"] = load.slipped
     result["requests_during_run"] = load.stats.to_dict()
     started = time.monotonic()
     result["unanswered_after_resends"] = await load.resend_unanswered()
