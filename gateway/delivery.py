@@ -63,8 +63,10 @@ RETURNING o.id, o.transfer_id, o.kind, o.attempts, t.id AS found, t.transfer, t.
           t.reason_message
 """
 
+# Due again at once, and ahead of deliveries never tried (claims go oldest due first): these
+# are the ones a receiver may already hold.
 _RECLAIM = """
-UPDATE outbox SET next_attempt_at = $1
+UPDATE outbox SET next_attempt_at = least(created_at, $1)
  WHERE done_at IS NULL AND kind = 'deliver' AND attempts > 0 AND next_attempt_at > $1
 """
 
@@ -170,8 +172,9 @@ class DeliveryWorker:
 
     async def _reclaim(self) -> None:
         """Make deliveries claimed before a restart due at once instead of when their lease
-        ends. A crash mid-attempt may leave the receiver holding the transfer: asked again
-        soon (it answers a copy from memory), the transfer commits long before it expires.
+        ends, and first in line. A crash mid-attempt may leave the receiver holding the
+        transfer: asked again soon (it answers a copy from memory), the transfer commits
+        before it expires, even with a backlog of deliveries waiting.
         With several processes on one database a start also repeats deliveries another
         process has in hand; receivers deduplicate them and commits are idempotent."""
         try:
