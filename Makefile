@@ -20,8 +20,9 @@ demo: $(STAMP)
 run: $(STAMP)
 	$(BIN)/baygate serve
 
+# The long scenarios (marked slow) run in `make chaos`; their quick variants run here.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,8 +31,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
+# Crash and outage scenarios (figures in bench/chaos.json), then the long hostile-input,
+# concurrency and schemathesis runs.
 chaos: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/chaos
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow tests/chaos tests/reliability
 
 clean:
 	rm -rf $(VENV) .baygate
