@@ -2,7 +2,9 @@
 
 Concurrent submissions are gathered by one acceptance batcher per process and accepted in
 one database transaction per batch (at most `accept_batch_max` transactions, waiting at most
-`accept_linger_ms` for company). Callers wait on a future; the queue is bounded
+`accept_linger_ms` for company). Up to `accept_concurrency` batches are in flight at once: a
+batch spends most of its time waiting on database round trips, and the next one can be
+decoded, routed and started meanwhile (docs/decisions/0007-gateway-throughput.md). Callers wait on a future; the queue is bounded
 (`accept_queue_depth_max`): past it a submission is refused with 503 rather than piling up.
 """
 
@@ -48,6 +50,7 @@ class AcceptLoop:
         accept_batch_max: int = 1_000,
         accept_linger_ms: float = 1.0,
         accept_queue_depth_max: int = 20_000,
+        accept_concurrency: int = 2,
     ) -> None:
         self.pool = pool
         self.clearing = clearing
@@ -60,7 +63,8 @@ class AcceptLoop:
         self.queue_close_at: Callable[[], datetime | None] | None = None
         self._batcher: MicroBatcher[Candidate, Outcome] = MicroBatcher(
             self._flush, batch_max=min(accept_batch_max, CANDIDATES_PER_BATCH_MAX),
-            linger_ms=accept_linger_ms, queue_depth_max=accept_queue_depth_max, name="accept",
+            linger_ms=accept_linger_ms, queue_depth_max=accept_queue_depth_max,
+            concurrency=accept_concurrency, name="accept",
         )
 
     def start(self) -> None:
