@@ -141,6 +141,7 @@ class LoadDriver:
         self.sent: list[Sent] = []
         self.stats = RequestStats()
         self.slipped = 0  # sends that waited for a free slot
+        self.timed_out: list[float] = []  # when the requests that timed out were sent
         self._ready: deque[Sent] = deque()
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(concurrency)
@@ -233,6 +234,8 @@ class LoadDriver:
             self._timing(finished - started)
             st.errors[type(exc).__name__] += 1
             st.by_status[0] += 1
+            if isinstance(exc, TimeoutError):
+                self.timed_out.append(started)
             return Attempt(0, b"", started, finished)
         finished = time.monotonic()
         self._timing(finished - started)

@@ -25,11 +25,13 @@ from typing import Any
 
 import aiohttp
 
+from gateway.sim_state import SimRules
 from tests.chaos.checks import in_flight, verify, wait_quiet
 from tests.chaos.load import LoadDriver
 from tests.chaos.stack import ChaosStack, chaos_stack
 
 LOAD_S_MAX = 600.0
+RECORDS_MAX = 2_000_000  # decisions each simulated provider remembers (none may be forgotten)
 PROBE_INTERVAL_S = 0.2
 PROBE_TIMEOUT_S = 3.0
 Log = Callable[[str], None]
@@ -38,6 +40,16 @@ Inspect = Callable[[ChaosStack, LoadDriver, dict[str, Any]], Awaitable[None]]
 
 def _quiet_log(_line: str) -> None:
     pass
+
+
+SUMMARY_KEYS = ("scenario", "kills", "outages", "messages", "achieved_rate_per_s", "acknowledged",
+                "found", "lost", "duplicated", "invariant_violations", "in_flight_at_failures",
+                "in_flight_outcomes", "redeliveries", "outage")  # fmt: skip
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures a run is judged by, for one printed line."""
+    return {k: result[k] for k in SUMMARY_KEYS if k in result}
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,9 @@ class CrashPlan:
     # Requests in flight at most: 500/s against a gateway answering in up to a few seconds
     # while it catches up after a restart needs thousands.
     concurrency: int = 4096
+    # Every simulated provider answers this long after deciding (plus up to as much again),
+    # so that a kill finds deliveries the receiver has applied but not yet answered.
+    sim_delay_ms: int = 0
     seed: int = 1
 
 
@@ -83,7 +98,9 @@ async def crash_run(
     system before it is torn down."""
     rng = random.Random(plan.seed)
     env = _env(plan.transfer_timeout_s, plan.request_timeout_s)
-    async with chaos_stack(root, gateway_env=env) as st:
+    rules = SimRules(delay_ms=plan.sim_delay_ms, delay_jitter_ms=plan.sim_delay_ms,
+                     records_max=RECORDS_MAX)  # fmt: skip
+    async with chaos_stack(root, gateway_env=env, rules=rules) as st:
         # The client waits a little longer than the gateway's own request timeout, so that a
         # request the gateway lets hang shows up as over_timeout rather than as a client error.
         timeout_s = plan.request_timeout_s + 2.0
@@ -93,7 +110,8 @@ async def crash_run(
             load.prepare(int(plan.rate_per_s * min(expected_s, 120.0)))
             stop = asyncio.Event()
             runner = asyncio.create_task(load.run(plan.rate_per_s, LOAD_S_MAX, stop))
-            kills, flying = [], []
+            kills, flying, ready_at = [], [], [time.monotonic()]
+            overflows = listen_overflows()
             try:
                 for k in range(plan.kills):
                     await asyncio.sleep(rng.uniform(*plan.gap_s))
@@ -102,6 +120,7 @@ async def crash_run(
                     flying.append(ids)
                     await asyncio.sleep(rng.uniform(*plan.down_s))
                     restart_s = await st.gateway.start()
+                    ready_at.append(time.monotonic())
                     kills.append({"in_flight": len(ids), "restart_s": round(restart_s, 2)})
                     log(f"kill {k + 1}/{plan.kills}: {len(ids)} transfers in flight, "
                         f"back in {restart_s:.1f} s")  # fmt: skip
@@ -109,14 +128,40 @@ async def crash_run(
             finally:
                 stop.set()
                 rate = await runner
+            await load.drain()
             result = await _settle(st, load, flying, log, {
                 "scenario": "crash", "plan": asdict(plan), "kills": len(kills),
                 "outages": 0, "offered_rate_per_s": plan.rate_per_s,
                 "achieved_rate_per_s": round(rate, 1), "kill_log": kills,
+                "client_timeouts": _timeouts(load.timed_out, ready_at),
+                "listen_overflows": _delta(overflows, listen_overflows()),
             })  # fmt: skip
             if inspect is not None:
                 await inspect(st, load, result)
             return result
+
+
+def _timeouts(sent_at: list[float], ready_at: list[float]) -> dict[str, Any]:
+    """Requests that timed out at the client, and how long after the latest (re)start of the
+    gateway each was sent."""
+    since = [t - max(r for r in ready_at if r <= t) for t in sent_at]
+    return {"count": len(sent_at),
+            "sent_after_start_s_max": round(max(since), 2) if since else None}  # fmt: skip
+
+
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because a listen queue was full (Linux;
+    machine-wide, so other programs' count too)."""
+    try:
+        lines = [ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines()
+                 if ln.startswith("TcpExt:")]  # fmt: skip
+        return int(lines[1][lines[0].index("ListenOverflows")])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _delta(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
 
 
 async def _settle(

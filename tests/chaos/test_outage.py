@@ -8,13 +8,14 @@ database's return; nothing acknowledged is lost. Quick variant: a 3 s stop at 15
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import chaos
-from tests.chaos.scenarios import OutagePlan, outage_run
+from tests.chaos.scenarios import OutagePlan, outage_run, summary
 
 QUICK = OutagePlan(outage_s=3.0, rate_per_s=150.0, before_s=3.0, after_s=5.0, seed=4)
 
@@ -38,6 +39,7 @@ def assert_clean(result: dict[str, Any], plan: OutagePlan) -> None:
 
 async def test_a_short_database_stop_is_503_then_service_again(tmp_path: Path) -> None:
     result = await outage_run(tmp_path, QUICK)
+    print(json.dumps(summary(result)))
     assert_clean(result, QUICK)
 
 
@@ -49,4 +51,5 @@ async def test_ten_seconds_without_the_database_at_500_per_second(
 ) -> None:
     result = await outage_run(tmp_path, plan, log=print)
     chaos.record(result)
+    print(json.dumps(summary(result)))
     assert_clean(result, plan)
