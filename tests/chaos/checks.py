@@ -109,8 +109,9 @@ async def verify(stack: ChaosStack, load: LoadDriver, in_flight_sets: list[set[s
         )
         ended = await conn.fetch("SELECT receiver_id, state, count(*) AS n FROM transfers "
                                  "WHERE state IN ('ABORTED', 'EXPIRED') GROUP BY 1, 2")  # fmt: skip
-        for diff in await reconcile.reconcile(conn, 1):
-            v.violate(f"window 1 does not reconcile: {diff}")
+        for window_id in [r[0] for r in await conn.fetch("SELECT id FROM clearing_windows")]:
+            for diff in await reconcile.reconcile(conn, window_id):
+                v.violate(f"window {window_id} does not reconcile: {diff}")
     finally:
         await conn.close()
     by_key: dict[tuple[str, str], list[asyncpg.Record]] = {}
