@@ -103,19 +103,13 @@ def _pyspy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes] | Non
     )  # fmt: skip
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _closed(
     s: Stack, url: str, requests: list[bytes], seconds: float, connections: int, *,
     wrap: bool = False, python: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """A closed-loop run; the result carries the gateway's CPU seconds during it.
+    """A closed-loop run; the result carries the CPU seconds used meanwhile (bench.cpu).
     `python` drives with bench.load (a finite set of requests: it stops when they run out)."""
-    cpu = _cpu_s(s.gateway_pid)
+    before = s.meter.snapshot()
     with requests_file(requests) as path:
         if python:
             res = await asyncio.to_thread(
@@ -125,7 +119,7 @@ async def _closed(
             res = await asyncio.to_thread(
                 load.run_closed, url, path, duration_s=seconds, connections=connections, wrap=wrap
             )
-    res["gateway_cpu_s"] = round(_cpu_s(s.gateway_pid) - cpu, 2)
+    res["cpu_s"] = s.meter.since(before, s.meter.snapshot())
     return res
 
 
@@ -141,11 +135,11 @@ async def _throughput(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) 
         echo = await _closed(s, s.echo_url, echo_reqs, ROUND_S, CONNECTIONS, wrap=True)
         spy = _pyspy(s.gateway_pid, f"single-{r}", ROUND_S) if r == 0 else None
         gw = await _closed(s, s.url, reqs, ROUND_S, CONNECTIONS)
-        cpu = _cpu_s(s.gateway_pid)
+        before = s.meter.snapshot()
         if spy is not None:
             spy.wait()
         drained_s = await _drain(s.dsn)
-        gw["drain_cpu_s"] = round(_cpu_s(s.gateway_pid) - cpu, 2)
+        gw["drain_cpu_s"] = s.meter.since(before, s.meter.snapshot())
         recorded = await _recorded(s.dsn, tag)
         durable = sum(n for k, n in recorded.items() if k != "cleared" and not k.endswith("RJCT"))
         if durable < gw["accepted"]:
@@ -170,19 +164,19 @@ async def _open_loop(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -
             connections_max=OPEN_CONNECTIONS_MAX,
         )  # fmt: skip
     log["open"] = res
-    cpu = _cpu_s(s.gateway_pid)
+    before = s.meter.snapshot()
     log["open_drain_s"] = round(await _drain(s.dsn), 1)
-    res["drain_cpu_s"] = round(_cpu_s(s.gateway_pid) - cpu, 2)
+    res["drain_cpu_s"] = s.meter.since(before, s.meter.snapshot())
     log["gateway_p99_ms_at_1000"] = res["p99_ms"]
 
 
 async def _e2e(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -> None:
     reqs = build_requests(pool, s.url, "X", E2E_MESSAGES)
     started = time.time()
-    cpu = _cpu_s(s.gateway_pid)
+    before = s.meter.snapshot()
     res = await _closed(s, s.url, reqs, 60.0, CONNECTIONS, python=True)
     await _drain(s.dsn)
-    res["total_cpu_s"] = round(_cpu_s(s.gateway_pid) - cpu, 2)
+    res["total_cpu_s"] = s.meter.since(before, s.meter.snapshot())
     conn = await asyncpg.connect(s.dsn)
     try:
         row = await conn.fetchrow(

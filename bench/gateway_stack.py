@@ -35,7 +35,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench import load
+from bench import cpu, load
+from bench.cpu import CpuMeter
 from gateway import directory as dirmod
 from gateway import sim_messages as sm
 from gateway.db import dsn_with_database
@@ -106,6 +107,7 @@ class Stack:
     gateway_pid: int
     directory: dirmod.DirectoryIn
     data_dir: Path
+    meter: CpuMeter
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -150,6 +152,22 @@ def _spawn(dsn: str, tmp: Path, data_dir: Path) -> tuple[list[subprocess.Popen[b
     return [gw, echo], port, echo_port
 
 
+async def _meter(dsn: str, gateway_pid: int) -> CpuMeter:
+    """CPU of the gateway, the simulators and the PostgreSQL server (when it runs here)."""
+    roots = {"gateway": gateway_pid}
+    sims = cpu.child_running("gateway.sim_process")
+    if sims is not None:
+        roots["simulators"] = sims
+    conn = await asyncpg.connect(dsn)
+    try:
+        postmaster = cpu.parent(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    if postmaster is not None:
+        roots["postgres"] = postmaster
+    return CpuMeter(roots, trees=frozenset({"postgres"}))
+
+
 @contextlib.asynccontextmanager
 async def running() -> AsyncIterator[Stack]:
     """Database, simulators, gateway and echo server, each in its own process."""
@@ -157,14 +175,21 @@ async def running() -> AsyncIterator[Stack]:
         data_dir = Path(tmp) / "data"
         key = load_or_create_signing_key(data_dir)
         d = bench_directory()
-        async with database() as dsn, SimulatorProcess(d.participants, key.public_key()) as sims:
+        ports = {"hk-fps": 0, "cn-ibps": 0, "mo-fps": 0}  # free ports: never the demo's
+        async with (
+            database() as dsn,
+            SimulatorProcess(d.participants, key.public_key(), ports=ports) as sims,
+        ):
             d = with_endpoints(d, sims.urls)
             await load_directory(dsn, d)
             procs, port, echo_port = await asyncio.to_thread(_spawn, dsn, Path(tmp), data_dir)
             try:
                 url = f"http://127.0.0.1:{port}"
                 await _wait_ready(url, procs[0])
-                yield Stack(dsn, url, f"http://127.0.0.1:{echo_port}", procs[0].pid, d, data_dir)
+                meter = await _meter(dsn, procs[0].pid)
+                yield Stack(
+                    dsn, url, f"http://127.0.0.1:{echo_port}", procs[0].pid, d, data_dir, meter
+                )
             finally:
                 for p in reversed(procs):
                     await asyncio.to_thread(_stop, p)
