@@ -279,9 +279,13 @@ def _outage_timing(
         bad.append("/readyz never went red while the database was away")
     if ready_s is None:
         bad.append("/readyz never went green again")
-    if served_s is None or last_failure_s > plan.recover_s_max:
-        bad.append(f"submissions failed until {last_failure_s:.1f} s after the database "
-                   f"returned (limit {plan.recover_s_max} s)")  # fmt: skip
+    # Served again: every submission sent `recover_s_max` after the return succeeds and, after
+    # a stop, the first success comes within it too. After a freeze the requests held during
+    # it (thousands) are worked off first; how long that takes is reported, not judged.
+    late_first = plan.mode == "stop" and served_s is not None and served_s > plan.recover_s_max
+    if served_s is None or last_failure_s > plan.recover_s_max or late_first:
+        bad.append(f"not served again within {plan.recover_s_max} s of the database's return: "
+                   f"first success {served_s} s, last failure {last_failure_s:.1f} s")  # fmt: skip
     if load.stats.over_timeout:
         bad.append(f"{load.stats.over_timeout} requests took longer than {load.timeout_s} s")
     if load.stats.unavailable_without_retry_after:
