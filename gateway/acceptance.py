@@ -234,10 +234,15 @@ async def _record(
     now: datetime,
     queued: Mapping[str, Any],
 ) -> None:
-    ids, states, statuses, reasons, msgs, details = [], [], [], [], [], []
+    ids: list[str] = []
+    states: list[str] = []
+    statuses: list[str] = []
+    reasons: list[str | None] = []
+    msgs: list[str | None] = []
+    details: list[str] = []
     for c in fresh:
         tid = c.transfer.id
-        if tid not in inserted_ids:
+        if tid is None or tid not in inserted_ids:
             continue
         rej = c.rejection if c.rejection is not None else decided.get(tid)
         ids.append(tid)

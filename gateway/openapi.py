@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from gateway import api_models as m
 from gateway.api_files import SettlementFilesOut
 
-SIGNED = [{"httpSignature": []}]
-OPERATOR = [{"operatorToken": []}]
+SIGNED: list[dict[str, list[str]]] = [{"httpSignature": []}]
+OPERATOR: list[dict[str, list[str]]] = [{"operatorToken": []}]
 XML = {"application/xml": {"schema": {"type": "string", "format": "binary"}}}
 
 # (method, path, summary, request model or "xml", response model or "xml", security, statuses)
