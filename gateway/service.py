@@ -21,7 +21,7 @@ import asyncpg
 from adapters.base import DecodedMessage, StatusReport
 from adapters.registry import get_adapter
 from clearing.model import Transfer, TxStatus
-from clearing.reasons import Reason
+from clearing.reasons import Reason, Rejection
 from gateway import audit, lsm_store, metrics
 from gateway.acceptance import CANDIDATES_PER_BATCH_MAX, Candidate, Outcome, accept_batch
 from gateway.batcher import BatcherFull, MicroBatcher
@@ -121,7 +121,7 @@ class Gateway:
             await self.directory.refresh(self.pool)
 
     async def _quotes(
-        self, transfers: Sequence[Transfer], sender: Participant, proxies: Any
+        self, transfers: Sequence[Transfer], routes: Sequence[Route | Rejection]
     ) -> dict[Any, Any]:
         """Quotes this batch needs: explicit quote ids, else a current-rate quote per pair.
 
@@ -130,13 +130,12 @@ class Gateway:
         """
         quotes: dict[Any, Any] = {}
         now = self.clock()
-        for t in transfers:
+        for t, r in zip(transfers, routes, strict=True):
             if t.quote_id is not None and ("id", t.quote_id) not in quotes:
                 q = await self._quote_by_id(t.quote_id)
                 if q is not None:
                     quotes[("id", t.quote_id)] = q
                 continue
-            r = route(t, sender, self.directory, proxies)
             if not isinstance(r, Route) or r.fx_provider is None:
                 continue
             pair = (t.amount.currency, r.destination_currency)
@@ -200,9 +199,13 @@ class Gateway:
             proxies = await self.proxies.lookup(proxies_wanted)
         except BatcherFull as exc:
             raise Overloaded(str(exc)) from None
-        quotes = await self._quotes(transfers, sender, proxies)
+        routes = [route(t, sender, self.directory, proxies) for t in transfers]
+        quotes = await self._quotes(transfers, routes)
         expires_at = self.clock() + timedelta(seconds=self.transfer_timeout_s)
-        candidates = [prepare(t, sender, self.directory, proxies, quotes, expires_at) for t in transfers]
+        candidates = [
+            prepare(t, sender, self.directory, proxies, quotes, expires_at, routed=r)
+            for t, r in zip(transfers, routes, strict=True)
+        ]
         outcomes = await self.accept.submit(candidates)
         for o, c in zip(outcomes, candidates, strict=True):
             t = c.transfer

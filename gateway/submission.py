@@ -62,15 +62,19 @@ def prepare(
     proxies: Mapping[tuple[str, str], tuple[str, str]],
     quotes: Mapping[tuple[str, str], Any],
     expires_at: Any,
+    routed: Route | Rejection | None = None,
 ) -> Candidate:
-    """Route and convert one transfer; the candidate carries its rejection if it has one."""
+    """Route and convert one transfer; the candidate carries its rejection if it has one.
+
+    `routed` is `route(t, sender, directory, proxies)` when the caller has it already. The
+    transfer is copied once with everything the gateway adds (a frozen dataclass with some
+    thirty fields: each copy costs as much as routing it)."""
     tid = uuid.uuid4().hex  # 32 characters: fits the 35 that ISO 20022 ids carry
-    t = t.evolve(id=tid)
-    digest = transfer_json.payload_sha256(t)
-    r = route(t, sender, directory, proxies)
+    digest = transfer_json.payload_sha256(t)  # the hash leaves the gateway's id out
+    r = routed if routed is not None else route(t, sender, directory, proxies)
     if isinstance(r, Rejection):
-        return Candidate(t, sender.id, None, digest, r, None)
-    t, legs_or_rej = _convert(t, sender, r, quotes)
+        return Candidate(t.evolve(id=tid), sender.id, None, digest, r, None)
+    t, legs_or_rej = _convert(t, tid, sender, r, quotes)
     if isinstance(legs_or_rej, Rejection):
         return Candidate(t, sender.id, r.receiver.id, digest, legs_or_rej, None)
     req = ReserveRequest(
@@ -86,25 +90,25 @@ def prepare(
 
 
 def _convert(
-    t: Transfer, sender: Participant, r: Route, quotes: Mapping[tuple[str, str], Any]
+    t: Transfer, tid: str, sender: Participant, r: Route, quotes: Mapping[tuple[str, str], Any]
 ) -> tuple[Transfer, tuple[Leg, ...] | Rejection]:
-    t = t.evolve(destination_scheme=r.destination_scheme, creditor_account=r.creditor_account,
-                 creditor_agent=r.receiver.agent)
+    routed = {"id": tid, "destination_scheme": r.destination_scheme,
+              "creditor_account": r.creditor_account, "creditor_agent": r.receiver.agent}
     if r.fx_provider is None:
-        return t, (Leg(sender.id, r.receiver.id, t.amount),)
+        return t.evolve(**routed), (Leg(sender.id, r.receiver.id, t.amount),)
     pair = (t.amount.currency, r.destination_currency)
     quote = quotes.get(pair)
     if t.quote_id is not None:
         quote = quotes.get(("id", t.quote_id))
     if quote is None:
-        return t, Rejection(Reason.AM03, f"no quote for {pair[0]}->{pair[1]}", "XchgRate")
+        return t.evolve(**routed), Rejection(Reason.AM03, f"no quote for {pair[0]}->{pair[1]}", "XchgRate")
     try:
         target = convert(t.amount, quote.rate, quote.target_currency)
     except MoneyError as exc:
-        return t, Rejection(Reason(exc.code), exc.message, "IntrBkSttlmAmt")
+        return t.evolve(**routed), Rejection(Reason(exc.code), exc.message, "IntrBkSttlmAmt")
     if target.minor <= 0:
-        return t, Rejection(Reason.AM12, "amount is too small to convert", "IntrBkSttlmAmt")
-    t = t.evolve(creditor_amount=target, quote_id=quote.id, exchange_rate=str(quote.rate))
+        return t.evolve(**routed), Rejection(Reason.AM12, "amount is too small to convert", "IntrBkSttlmAmt")
+    t = t.evolve(**routed, creditor_amount=target, quote_id=quote.id, exchange_rate=str(quote.rate))
     fx = quote.fx_provider
     return t, (Leg(sender.id, fx, t.amount), Leg(fx, r.receiver.id, target))
 
