@@ -14,7 +14,8 @@ and nothing unauthenticated reaches the key store or the replay memory:
   5. signature not already seen (replay);
   6. key id known to the resolver;
   7. Content-Digest well formed and equal to the digest of the body;
-  8. the signature itself (http-message-signatures, Ed25519);
+  8. the signature itself (Ed25519 over the signature base: built here for Baygate's own
+     component profile, by http-message-signatures for anything else);
   9. the signature is remembered until it would be stale anyway, unless the memory is full.
 Every refusal is an `AuthError` carrying an HTTP status and an RFC 9457 problem; nothing
 else escapes for a bad request.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import os
 import re
 import secrets
@@ -39,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import http_sf
+from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
@@ -247,6 +250,128 @@ def public_key_from_b64(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+# --- the fixed profile ------------------------------------------------------------------
+#
+# Baygate signs every request with one component list (method, path, query when the target
+# has one, content-digest, content-type when present) and a few parameters. For that profile
+# the signature base is a handful of lines, written and read here directly: the library
+# spends most of a signature's cost on generic structured-field work. Anything outside the
+# profile (other components, other parameters, unusual spellings) goes through the library,
+# which is also the test oracle for this code. The profile code never accepts what the
+# library would refuse: it only takes inputs whose canonical form it can check exactly, and
+# hands everything else over.
+
+# RFC 3986 path and query characters, as the library's URL parser accepts them.
+_PCHAR = r"A-Za-z0-9._~!$&'()*+,;=:@\-"
+_PCT = r"%[0-9A-Fa-f]{2}"
+_TARGET_RE = re.compile(rf"(/(?:[{_PCHAR}/]|{_PCT})*)(?:\?((?:[{_PCHAR}/?]|{_PCT})*))?")
+_ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?")
+_METHOD_RE = re.compile(r"[A-Z]{1,16}")
+# A structured-field string that needs no escape, so its text is its serialisation.
+_PLAIN_STRING_RE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{0,256}")
+# A field value as it may enter a signature base: visible ASCII, inner spaces only.
+_FIELD_VALUE_RE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?")
+_SF_KEY = r"[a-z*][a-z0-9_.*\-]{0,63}"
+_INPUT_RE = re.compile(rf"({_SF_KEY})=(\(([^()]*)\)((?:;.*)?))")
+_PARAM_RE = re.compile(
+    rf';({_SF_KEY})=(?:(0|[1-9][0-9]{{0,14}})|"([\x20\x21\x23-\x5b\x5d-\x7e]*)")'
+)
+# One member whose value is a byte sequence in padded base64 (RFC 8941 section 3.3.5).
+_SIGNATURE_RE = re.compile(
+    rf"({_SF_KEY})=:((?:[A-Za-z0-9+/]{{4}})*(?:[A-Za-z0-9+/]{{2}}==|[A-Za-z0-9+/]{{3}}=)?):"
+)
+_PARAMS_KNOWN = frozenset({"alg", "created", "expires", "keyid", "nonce", "tag"})
+
+
+def _content_digest(body: bytes) -> str:
+    """The RFC 9530 Content-Digest value Baygate sends: sha-256 of the body."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
+
+
+def _split_target(url_or_path: str) -> tuple[str, str | None] | None:
+    """(path, query) of an absolute URL or origin-form target, or None outside the profile."""
+    start = 0
+    if not url_or_path.startswith("/"):
+        origin = _ORIGIN_RE.match(url_or_path)
+        if origin is None:
+            return None
+        start = origin.end()
+        if start == len(url_or_path):
+            return "/", None
+    target = _TARGET_RE.fullmatch(url_or_path, start)
+    return None if target is None else (target[1], target[2])
+
+
+def _covered(query: str | None, content_type: str | None) -> str:
+    """The inner list of the components Baygate covers, serialised."""
+    return (
+        '("@method" "@path"'
+        + (' "@query"' if query is not None else "")
+        + ' "content-digest"'
+        + (' "content-type")' if content_type is not None else ")")
+    )
+
+
+def _signature_base(
+    method: str,
+    path: str,
+    query: str | None,
+    digest: str,
+    content_type: str | None,
+    signature_params: str,
+) -> bytes:
+    """RFC 9421 section 2.5 for the profile: one line per component, then the parameters."""
+    lines = [f'"@method": {method}', f'"@path": {path}']
+    if query is not None:
+        lines.append(f'"@query": ?{query}')
+    lines.append(f'"content-digest": {digest}')
+    if content_type is not None:
+        lines.append(f'"content-type": {content_type}')
+    lines.append(f'"@signature-params": {signature_params}')
+    return "\n".join(lines).encode("ascii")
+
+
+def _sign_profile(
+    method: str,
+    url_or_path: str,
+    out: dict[str, str],
+    body: bytes,
+    key_id: str,
+    private_key: Ed25519PrivateKey,
+    created: int,
+    nonce: str,
+) -> bool:
+    """Sign in place within the profile; False (and `out` untouched) when outside it."""
+    target = _split_target(url_or_path)
+    names = [n for n in out if n.lower() in ("content-type", "content-digest")]
+    if (
+        target is None
+        or not _METHOD_RE.fullmatch(method)
+        or not _PLAIN_STRING_RE.fullmatch(key_id)
+        or not _PLAIN_STRING_RE.fullmatch(nonce)
+        or any(n.lower() == "content-digest" for n in names)
+        or len(names) > 1
+    ):
+        return False
+    content_type = out[names[0]].strip(" \t") if names else None
+    if content_type is not None and not _FIELD_VALUE_RE.fullmatch(content_type):
+        return False
+    path, query = target
+    params = (
+        f'{_covered(query, content_type)};created={created};keyid="{key_id}"'
+        f';alg="{ALGORITHM}";nonce="{nonce}"'
+    )
+    digest = _content_digest(body)
+    base = _signature_base(method, path, query, digest, content_type, params)
+    signature = base64.b64encode(private_key.sign(base)).decode("ascii")
+    for name in [n for n in out if n.lower() in ("signature-input", "signature")]:
+        del out[name]
+    out["Content-Digest"] = digest
+    out["Signature-Input"] = f"{SIGNATURE_LABEL}={params}"
+    out["Signature"] = f"{SIGNATURE_LABEL}=:{signature}:"
+    return True
+
+
 # --- signing ----------------------------------------------------------------------------
 
 
@@ -293,6 +418,15 @@ def sign_request(
     Content-Digest is kept if it matches the body. `created` is epoch seconds (default now).
     """
     out = dict(headers)
+    method = method.upper()
+    when = dt.datetime.fromtimestamp(time.time() if created is None else created, tz=dt.UTC)
+    # A fresh nonce per request: a deliberate resend of the same request in the same
+    # second gets a new signature instead of being refused as a replay.
+    nonce = nonce if nonce is not None else secrets.token_urlsafe(12)
+    if _sign_profile(
+        method, url_or_path, out, body, key_id, private_key, int(when.timestamp()), nonce
+    ):
+        return out
     url = url_or_path if "://" in url_or_path else _PLACEHOLDER_ORIGIN + url_or_path
     covered = ["@method", "@path"]
     if "?" in url.split("#", 1)[0]:
@@ -300,19 +434,16 @@ def sign_request(
     covered.append("content-digest")
     if _has_field(out, "content-type"):
         covered.append("content-type")
-    when = dt.datetime.fromtimestamp(time.time() if created is None else created, tz=dt.UTC)
     signer = HTTPMessageSigner(
         signature_algorithm=algorithms.ED25519, key_resolver=_OneKey(key_id, private=private_key)
     )
     signer.sign(
-        _Message(method.upper(), url, out),
+        _Message(method, url, out),
         key_id=key_id,
         created=when,
         label=SIGNATURE_LABEL,
         covered_component_ids=covered,
-        # A fresh nonce per request: a deliberate resend of the same request in the same
-        # second gets a new signature instead of being refused as a replay.
-        nonce=nonce if nonce is not None else secrets.token_urlsafe(12),
+        nonce=nonce,
         body=body,
         use_existing_digest=True,
     )
@@ -330,83 +461,129 @@ class _Parsed:
     components: tuple[str, ...]  # covered names without parameters
     names: tuple[str, ...]  # every covered name
     signature: bytes
+    base: bytes | None = None  # the signature base, when the request is in the profile
+
+
+def _malformed(detail: str) -> AuthError:
+    return _refuse("signature-malformed", "Malformed signature", detail)
 
 
 def _reject_duplicate(key: str, context: str) -> None:
-    if context == "dictionary":
-        raise ValueError(f"duplicate member {key!r}")
+    """Several signatures, or a parameter given twice: ambiguous, so refused, never merged."""
+    raise ValueError(f"duplicate {context} key {key!r}")
 
 
 def _header_fields(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-cased names, repeated field lines joined with ", " as HTTP allows."""
+    """Lower-cased names, values trimmed, repeated field lines joined with ", " as HTTP allows."""
     fields: dict[str, str] = {}
     for name, value in headers.items():
-        key = name.lower()
+        key, value = name.lower(), value.strip(" \t")
         fields[key] = f"{fields[key]}, {value}" if key in fields else value
     return fields
 
 
-def _parse_dictionary(name: str, value: str) -> dict[str, Any]:
+def _check_size(name: str, value: str) -> None:
     if len(value) > SIGNATURE_HEADER_BYTES_MAX:
-        raise _refuse(
-            "signature-malformed",
-            "Malformed signature",
-            f"{name} is longer than {SIGNATURE_HEADER_BYTES_MAX} bytes",
-        )
+        raise _malformed(f"{name} is longer than {SIGNATURE_HEADER_BYTES_MAX} bytes")
+
+
+def _parse_dictionary(name: str, value: str) -> dict[str, Any]:
     try:
         parsed = http_sf.parse(
             value.encode("ascii"), tltype="dictionary", on_duplicate_key=_reject_duplicate
         )
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
-        raise _refuse(
-            "signature-malformed",
-            "Malformed signature",
-            f"{name} is not a valid structured field: {exc}",
-        ) from None
+        raise _malformed(f"{name} is not a valid structured field: {exc}") from None
     if not isinstance(parsed, dict) or len(parsed) != 1:
         found = len(parsed) if isinstance(parsed, dict) else 0
-        raise _refuse(
-            "signature-malformed",
-            "Malformed signature",
-            f"{name} must hold exactly one signature, found {found}",
-        )
+        raise _malformed(f"{name} must hold exactly one signature, found {found}")
     return parsed
 
 
-def _parse_signature(fields: Mapping[str, str]) -> _Parsed:
+def _parse_signature_field(value: str) -> tuple[str, bytes]:
+    """(label, signature bytes) of the Signature field: one member, canonical base64."""
+    match = _SIGNATURE_RE.fullmatch(value)
+    if match is None:
+        raise _malformed("Signature must hold exactly one signature, a padded base64 byte sequence")
+    raw = base64.b64decode(match[2])
+    if base64.b64encode(raw).decode("ascii") != match[2]:
+        raise _malformed("Signature is not canonical base64")
+    return match[1], raw
+
+
+def _check_params(params: Mapping[str, Any]) -> tuple[str, int, int | None]:
+    key_id, created, expires = params.get("keyid"), params.get("created"), params.get("expires")
+    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+        raise _malformed("keyid must be a participant id")
+    if type(created) is not int:
+        raise _malformed("created must be an integer (seconds since the epoch)")
+    if expires is not None and type(expires) is not int:
+        raise _malformed("expires must be an integer (seconds since the epoch)")
+    if params.get("alg", ALGORITHM) != ALGORITHM:
+        raise _malformed(f"alg must be {ALGORITHM!r}")
+    return key_id, created, expires
+
+
+def _parse_profile(
+    fields: Mapping[str, str], method: str, path_qs: str, label: str, signature: bytes
+) -> _Parsed | None:
+    """The parsed signature with its base when the request is in the profile, else None."""
+    match = _INPUT_RE.fullmatch(fields["signature-input"])
+    target = _TARGET_RE.fullmatch(path_qs)
+    digest, content_type = fields.get("content-digest"), fields.get("content-type")
+    if (
+        match is None
+        or target is None
+        or digest is None
+        or not _METHOD_RE.fullmatch(method)
+        or not _FIELD_VALUE_RE.fullmatch(digest)
+        or (content_type is not None and not _FIELD_VALUE_RE.fullmatch(content_type))
+    ):
+        return None
+    path, query = target[1], target[2]
+    if match[3] != _covered(query, content_type)[1:-1]:
+        return None
+    params: dict[str, int | str] = {}
+    text, at = match[4], 0
+    while at < len(text):
+        param = _PARAM_RE.match(text, at)
+        if param is None or param[1] not in _PARAMS_KNOWN:
+            return None
+        if param[1] in params:
+            raise _malformed(f"Signature-Input gives parameter {param[1]!r} twice")
+        params[param[1]] = int(param[2]) if param[2] is not None else param[3]
+        at = param.end()
+    if match[1] != label:
+        raise _malformed(f"Signature has no member {match[1]!r}")
+    key_id, created, expires = _check_params(params)
+    components = tuple(_covered(query, content_type)[1:-1].replace('"', "").split(" "))
+    base = _signature_base(method, path, query, digest, content_type, match[2])
+    return _Parsed(key_id, created, expires, components, components, signature, base)
+
+
+def _parse_signature(fields: Mapping[str, str], method: str, path_qs: str) -> _Parsed:
     missing = [h for h in ("Signature-Input", "Signature") if h.lower() not in fields]
     if missing:
         raise _refuse(
             "signature-missing", "Signature required", f"missing header(s): {', '.join(missing)}"
         )
+    _check_size("Signature-Input", fields["signature-input"])
+    _check_size("Signature", fields["signature"])
+    label, signature = _parse_signature_field(fields["signature"])
+    profiled = _parse_profile(fields, method, path_qs, label, signature)
+    if profiled is not None:
+        return profiled
     inputs = _parse_dictionary("Signature-Input", fields["signature-input"])
-    sigs = _parse_dictionary("Signature", fields["signature"])
-    label = next(iter(inputs))
-    if label not in sigs:
-        raise _refuse(
-            "signature-malformed", "Malformed signature", f"Signature has no member {label!r}"
-        )
+    if label not in inputs:
+        raise _malformed(f"Signature has no member {next(iter(inputs))!r}")
     members, params = inputs[label]
-    signature = sigs[label][0]
-
-    def bad(detail: str) -> AuthError:
-        return _refuse("signature-malformed", "Malformed signature", detail)
-
-    if not isinstance(members, list) or not isinstance(signature, bytes):
-        raise bad("Signature-Input must be an inner list and Signature a byte sequence")
+    if not isinstance(members, list):
+        raise _malformed("Signature-Input must be an inner list")
     if len(members) > COMPONENTS_MAX:
-        raise bad(f"more than {COMPONENTS_MAX} covered components")
+        raise _malformed(f"more than {COMPONENTS_MAX} covered components")
     if any(not isinstance(m, str) for m, _ in members):
-        raise bad("covered components must be strings")
-    key_id, created, expires = params.get("keyid"), params.get("created"), params.get("expires")
-    if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
-        raise bad("keyid must be a participant id")
-    if type(created) is not int:
-        raise bad("created must be an integer (seconds since the epoch)")
-    if expires is not None and type(expires) is not int:
-        raise bad("expires must be an integer (seconds since the epoch)")
-    if params.get("alg", ALGORITHM) != ALGORITHM:
-        raise bad(f"alg must be {ALGORITHM!r}")
+        raise _malformed("covered components must be strings")
+    key_id, created, expires = _check_params(params)
     components = tuple(m for m, p in members if not p)
     names = tuple(m for m, _ in members)
     return _Parsed(key_id, created, expires, components, names, signature)
@@ -451,7 +628,9 @@ class Verifier:
     `clock` returns seconds since the epoch. A signature is fresh while `created` lies in
     [now - max_age_s - clock_skew_s, now + clock_skew_s] (and `expires`, if given, is not
     past). Accepted signatures are remembered until they leave that window, in a memory of
-    at most `replay_cache_max` entries.
+    at most `replay_cache_max` entries. Signatures in Baygate's own profile are checked
+    against a signature base built here; `library_only=True` checks every signature with
+    http-message-signatures instead (the reference the profile code is tested against).
     """
 
     def __init__(
@@ -462,10 +641,12 @@ class Verifier:
         max_age_s: int = 300,
         clock_skew_s: int = 5,
         replay_cache_max: int = 500_000,
+        library_only: bool = False,
     ) -> None:
         if max_age_s <= 0 or clock_skew_s < 0:
             raise ValueError("max_age_s must be positive and clock_skew_s not negative")
         self._resolver = resolver
+        self.library_only = library_only
         self._clock = clock
         self.max_age_s = max_age_s
         self.clock_skew_s = clock_skew_s
@@ -498,7 +679,7 @@ class Verifier:
     ) -> str:
         """Return the participant id that signed this request, or raise AuthError."""
         fields = _header_fields(headers)
-        parsed = _parse_signature(fields)
+        parsed = _parse_signature(fields, method, path_qs)
         _check_coverage(parsed, path_qs, fields)
         self._check_window({"created": parsed.created, "expires": parsed.expires})
         rkey = replay_key(parsed.key_id, parsed.signature)
@@ -539,6 +720,8 @@ class Verifier:
             raise _refuse(
                 "signature-missing", "Signature required", "missing header: Content-Digest"
             )
+        if value == _content_digest(body):
+            return
         try:
             ContentDigest.verify(value, body)
         except InvalidSignature as exc:
@@ -556,15 +739,21 @@ class Verifier:
             raise _refuse(
                 "signature-malformed", "Malformed request target", "the target must start with '/'"
             )
+        if parsed.base is not None and not self.library_only:
+            try:
+                key.verify(parsed.signature, parsed.base)
+            except _BadSignature:
+                raise _refuse(
+                    "signature-invalid", "Invalid signature", "the signature does not verify"
+                ) from None
+            return
         verifier = _ClockedVerifier(
             self._check_window,
             signature_algorithm=algorithms.ED25519,
             key_resolver=_OneKey(parsed.key_id, public=key),
         )
         try:
-            verifier.verify(
-                _Message(method.upper(), _PLACEHOLDER_ORIGIN + path_qs, headers), max_age=None
-            )
+            verifier.verify(_Message(method, _PLACEHOLDER_ORIGIN + path_qs, headers), max_age=None)
         except AuthError:
             raise
         except HTTPMessageSignaturesException as exc:
