@@ -133,6 +133,14 @@ class ExactOutcome:
     status: ExactStatus
     value_minor: int = 0  # value the integer program's answer would release (0 if none)
     bound_minor: int | None = None  # solver's upper bound on any release's value, when known
+    proved_optimal: bool = False  # the solver proved no release is worth more than its answer
+
+    @property
+    def mip_gap(self) -> float | None:
+        """(bound - answer) / bound: how far from proven optimal the solver stopped."""
+        if self.bound_minor is None or self.bound_minor <= 0:
+            return None
+        return max(0.0, (self.bound_minor - self.value_minor) / self.bound_minor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +278,7 @@ def _judge_exact(
     book: lsm_passes.Book, balances: Balances, result: lsm_exact.ExactResult, heuristic_minor: int
 ) -> ExactOutcome:
     """Accept the solver's answer only if it is better in exact integers and breaks no floor."""
+    optimal = result.status is lsm_exact.SolveStatus.OPTIMAL
     if result.chosen is None:
         status = ExactStatus.TIME_LIMIT
         if result.status is not lsm_exact.SolveStatus.LIMIT:
@@ -277,14 +286,12 @@ def _judge_exact(
         return ExactOutcome(status, 0, result.bound_minor)
     value_minor = sum(book.amount[i] for i in result.chosen)
     if value_minor <= heuristic_minor:
-        status = ExactStatus.NOT_BETTER
-        if result.status is not lsm_exact.SolveStatus.OPTIMAL:
-            status = ExactStatus.TIME_LIMIT
-        return ExactOutcome(status, value_minor, result.bound_minor)
+        status = ExactStatus.NOT_BETTER if optimal else ExactStatus.TIME_LIMIT
+        return ExactOutcome(status, value_minor, result.bound_minor, optimal)
     txs = [book.txs[i] for i in result.chosen]
     if check_release(txs, balances):
         return ExactOutcome(ExactStatus.RECHECK_FAILED, value_minor, result.bound_minor)
-    return ExactOutcome(ExactStatus.ACCEPTED, value_minor, result.bound_minor)
+    return ExactOutcome(ExactStatus.ACCEPTED, value_minor, result.bound_minor, optimal)
 
 
 def check_release(released: Iterable[QueuedTransfer], balances: Balances) -> list[Problem]:

@@ -9,6 +9,7 @@ See `clearing.lsm` for what the passes mean; this module only says how.
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -80,23 +81,28 @@ def fifo(book: Book) -> tuple[list[bool], list[int]]:
 
 
 def bypass(book: Book, included: list[bool], projected: list[int]) -> list[int]:
-    """Release more of what FIFO left queued, giving up queue order; the better of two tries.
+    """Release more of what FIFO left queued, giving up queue order; the best of three tries.
 
-    Plain: `readd` alone. Offsetting: `offset`, then `readd`. Both keep every FIFO release
-    and only add, so neither releases less than FIFO; the one releasing more value wins
-    (plain on a tie). Updates `included` and `projected` in place, returns indices added.
+    Plain: `readd` alone. Offsetting: `offset`, then `readd`, once with the participants
+    below their floor visited last-found first and once first-found first: the dropping is
+    greedy, and on large gridlocks which of the two ends better varies from snapshot to
+    snapshot. All tries keep every FIFO release and only add, so none releases less than
+    FIFO; the one releasing most value wins (the earlier try on a tie). Updates `included`
+    and `projected` in place, returns indices added.
     """
-    plain_inc, plain_proj = list(included), list(projected)
-    plain = readd(book, plain_inc, plain_proj)
-    off_inc, off_proj = list(included), list(projected)
-    off = offset(book, off_inc, off_proj)
-    off += readd(book, off_inc, off_proj)
     amount = book.amount
-    if sum(amount[i] for i in off) > sum(amount[i] for i in plain):
-        included[:], projected[:] = off_inc, off_proj
-        return off
-    included[:], projected[:] = plain_inc, plain_proj
-    return plain
+    best: tuple[int, list[int], list[bool], list[int]] | None = None
+    for how in (None, "lifo", "fifo"):
+        inc, proj = list(included), list(projected)
+        added = [] if how is None else offset(book, inc, proj, lifo=how == "lifo")
+        added += readd(book, inc, proj)
+        value = sum(amount[i] for i in added)
+        if best is None or value > best[0]:
+            best = (value, added, inc, proj)
+    assert best is not None
+    _, added, inc, proj = best
+    included[:], projected[:] = inc, proj
+    return added
 
 
 def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
@@ -140,14 +146,17 @@ def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     return added
 
 
-def offset(book: Book, included: list[bool], projected: list[int]) -> list[int]:
+def offset(
+    book: Book, included: list[bool], projected: list[int], *, lifo: bool = True
+) -> list[int]:
     """Gridlock resolution among left-out transfers, ignoring queue order.
 
     Tentatively settle every left-out transfer on top of the current release; while a
     participant is below its floor, drop one of its tentative transfers, chosen to do the
     least harm (see `_pick`). Dropping all of a participant's tentative transfers brings it
     back to at least where it started, which held its floor, so the loop ends with every
-    floor held. Every transfer is dropped at most once.
+    floor held. Every transfer is dropped at most once. `lifo` chooses which participant
+    below its floor is seen to next: the one found last, or the one found first.
     """
     payer, payee, amount, floor = book.payer, book.payee, book.amount, book.floor
     todo = [i for i in range(len(included)) if not included[i]]
@@ -161,9 +170,10 @@ def offset(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     for out in outgoing:
         out.sort(key=lambda i: (amount[i], i))
     sizes = [[amount[i] for i in out] for out in outgoing]
-    work = [p for p in range(len(projected)) if projected[p] < floor[p]]
+    work = deque(p for p in range(len(projected)) if projected[p] < floor[p])
+    take = work.pop if lifo else work.popleft
     while work:
-        p = work.pop()
+        p = take()
         while projected[p] < floor[p]:
             i = _pick(book, outgoing[p], sizes[p], live, projected, floor[p] - projected[p])
             live[i] = False
