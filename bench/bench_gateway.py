@@ -207,13 +207,45 @@ async def _bulk(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -> Non
     log["gateway_bulk_transfers_per_s"] = round(res["accepted"] / res["duration_s"])
 
 
+PHASES = {"single": _throughput, "open": _open_loop, "e2e": _e2e, "bulk": _bulk}
+
+
+def _phases() -> list[str]:
+    """`BENCH_PHASES=single,bulk` runs only those phases (for side-by-side comparisons)."""
+    wanted = os.environ.get("BENCH_PHASES", "")
+    names = [n.strip() for n in wanted.split(",") if n.strip()] or list(PHASES)
+    unknown = sorted(set(names) - set(PHASES))
+    if unknown:
+        raise ValueError(f"unknown BENCH_PHASES {unknown}; known: {sorted(PHASES)}")
+    return [n for n in PHASES if n in names]
+
+
+def _cpu_ms_per_transfer(log: dict[str, Any]) -> dict[str, float]:
+    """CPU milliseconds per accepted transfer by process group: the single rounds with their
+    drains (every accepted transfer delivered and committed), and the bulk phase."""
+    out: dict[str, float] = {}
+    rounds = log.get("rounds", [])
+    accepted = sum(r["gateway"]["accepted"] for r in rounds)
+    if accepted:
+        for group in ("gateway", "simulators", "postgres", "machine"):
+            cpu_s = sum(
+                r["gateway"]["cpu_s"].get(group, 0.0) + r["gateway"]["drain_cpu_s"].get(group, 0.0)
+                for r in rounds
+            )
+            out[f"single_{group}"] = round(cpu_s / accepted * 1e3, 3)
+    bulk = log.get("bulk")
+    if bulk and bulk["accepted"]:
+        for group in ("gateway", "postgres", "machine"):
+            out[f"bulk_{group}"] = round(bulk["cpu_s"].get(group, 0.0) / bulk["accepted"] * 1e3, 3)
+    return out
+
+
 async def _run(log: dict[str, Any]) -> None:
     with ProcessPoolExecutor(WORKERS) as pool:
         async with running() as s:
-            await _throughput(s, pool, log)
-            await _open_loop(s, pool, log)
-            await _e2e(s, pool, log)
-            await _bulk(s, pool, log)
+            for name in _phases():
+                await PHASES[name](s, pool, log)
+    log["cpu_ms_per_transfer"] = _cpu_ms_per_transfer(log)
 
 
 KEYS = ("gateway_single_transfers_per_s", "gateway_p99_ms_at_1000", "gateway_vs_echo_ratio",
@@ -227,7 +259,7 @@ def run() -> dict[str, float | int]:
         import json
 
         print(json.dumps({k: v for k, v in log.items() if k not in KEYS}, indent=1, default=str))
-    return {k: log[k] for k in KEYS}
+    return {k: log[k] for k in KEYS if k in log}
 
 
 if __name__ == "__main__":
