@@ -190,6 +190,7 @@ async def accept_batch(
 
 def _decided(c: Candidate, decided: dict[str, Rejection | None], queued: Any) -> Outcome:
     t = c.transfer
+    assert t.id is not None, "candidates carry their gateway id"
     rej = c.rejection if c.rejection is not None else decided.get(t.id)
     if t.id in queued:
         return Outcome(t.id, t.end_to_end_id, t.tx_id, TxStatus.PDNG)
@@ -206,23 +207,25 @@ async def _to_queue(
 ) -> dict[str, lsm_store.ToQueue]:
     """The AM04 refusals to queue instead: queueable, and the payer's limits in saving mode."""
     rules = getattr(clearing, "rules", None)
-    maybe = []
+    maybe: list[tuple[str, Candidate]] = []
     for c in to_reserve:
-        rej = decided.get(c.transfer.id)
+        tid = c.transfer.id
+        assert tid is not None, "candidates carry their gateway id"
+        rej = decided.get(tid)
         if rej is not None and rej.code == Reason.AM04 and lsm_store.queueable(c.reserve, rules):
-            maybe.append(c)
+            maybe.append((tid, c))
     if not maybe:
         return {}
-    legs = {c.transfer.id: c.reserve.legs[0] for c in maybe}
+    legs = {tid: c.reserve.legs[0] for tid, c in maybe if c.reserve is not None}
     on = await lsm_store.saving_enabled(conn, {(g.payer, g.amount.currency) for g in legs.values()})
     out: dict[str, lsm_store.ToQueue] = {}
-    for c in maybe:
-        g = legs[c.transfer.id]
-        if (g.payer, g.amount.currency) in on:
-            out[c.transfer.id] = lsm_store.ToQueue(
-                c.transfer.id, g.payer, g.payee, g.amount, c.reserve.source_scheme,
+    for tid, c in maybe:
+        g = legs[tid]
+        if (g.payer, g.amount.currency) in on and c.reserve is not None:
+            out[tid] = lsm_store.ToQueue(
+                tid, g.payer, g.payee, g.amount, c.reserve.source_scheme,
                 c.reserve.destination_scheme, c.priority,
-            )
+            )  # fmt: skip
     return out
 
 

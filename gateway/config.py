@@ -48,6 +48,16 @@ class Settings(BaseSettings):
     # How often the state gauges (positions, window, settlements, outbox, pool) are read.
     metrics_collect_interval_s: float = Field(default=5.0, ge=0.1, le=300)
 
+    # Liquidity-saving mode (docs/decisions/0009): how long a queued transfer may wait (never
+    # past the next scheduled close), how often the resolver runs, how many queued transfers
+    # of a currency one run looks at (at most 8,000: a release must fit one transaction), and
+    # the exact pass on what is still queued when a window closes, with its solver time limit.
+    lsm_queue_ttl_s: float = Field(default=600.0, gt=0, le=24 * 3600)
+    lsm_resolve_interval_ms: int = Field(default=500, ge=10, le=60_000)
+    lsm_snapshot_max: int = Field(default=8_000, ge=1, le=8_000)
+    lsm_exact_at_close: bool = True
+    lsm_exact_time_limit_s: float = Field(default=5.0, gt=0, le=300)
+
     # Operators authenticate with a bearer token (file under data_dir when unset).
     operator_token: str | None = None
     # Key for hashing debtor identities (corridor limits); generated under data_dir when unset.

@@ -7,8 +7,16 @@ against the locked position rows. A release found stale there is dropped whole a
 run recomputes from fresh data. Runs never overlap: one task does them all.
 
 `wake()` asks for a run now instead of at the next tick: acceptance calls it when it queued
-something, and anything that frees liquidity (a cap or cover raised, a commit, an abort, a
-settlement) may call it; without a wake, the tick finds the change within `interval_s`.
+something, and the wiring calls it when an operator changes a cap or cover or a settlement
+is confirmed (gateway/wiring.py). Commits and aborts of transfers in flight also free
+liquidity; the tick finds those within `interval_s`.
+
+At window close (`run_at_close`, called by `Gateway.close_window` before the close takes its
+totals) the exact pass runs on what is still queued, each currency under
+`exact_time_limit_s`. Queued transfers expire at the next scheduled close at the latest
+(`gateway.lsm_store.queue_expiry`); so that the close's own pass still sees them, a tick
+that finds the scheduled close (`next_close`) already due leaves expiry to the run after
+the close, for at most CLOSE_GRACE_S.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -27,6 +36,11 @@ from gateway.lsm_store import RELEASE_MAX, LsmStore, QueueEntry
 
 INTERVAL_S_DEFAULT = 0.5
 INTERVAL_S_MIN = 0.01
+# Expiry waits for a scheduled close that is due at most this long: a close that keeps
+# failing must not keep queued transfers past their time.
+CLOSE_GRACE_S = 60.0
+# The close's exact pass may take its time limit per currency, plus this for the database.
+CLOSE_SLACK_S = 5.0
 _log = get_logger("baygate.lsm")
 
 
@@ -46,7 +60,10 @@ class LsmRunner:
     interval_s: float = INTERVAL_S_DEFAULT
     mode: lsm.Pass = lsm.Pass.BYPASS
     exact_time_limit_s: float = lsm.EXACT_TIME_LIMIT_S_DEFAULT
+    exact_at_close: bool = True
     on_release: Callable[[], None] | None = None
+    # The next scheduled window close (None: no schedule), see the module docstring.
+    next_close: Callable[[], datetime | None] | None = None
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -77,17 +94,48 @@ class LsmRunner:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval_s)
 
-    async def run_once(self, mode: lsm.Pass | None = None) -> RunReport:
-        """One pass over every currency: expire due transfers, then resolve and release."""
+    async def run_once(self, mode: lsm.Pass | None = None, *, expire: bool = True) -> RunReport:
+        """One pass over every currency: expire due transfers, then resolve and release.
+
+        `expire=False` leaves due transfers queued (and so in the snapshot) for this run."""
         async with self._lock:
             currencies = await self.store.currencies()
             if not currencies and self._idle:
                 return RunReport()  # an empty queue costs one query a tick
-            report = RunReport(expired=await self.store.expire_due())
+            due = expire and not self._close_due()
+            report = RunReport(expired=await self.store.expire_due() if due else [])
             for currency in currencies:
                 await self._run_currency(currency, mode or self.mode, report)
             self._idle = not await self._publish_queue()
             return report
+
+    async def run_at_close(self) -> RunReport | None:
+        """The exact pass on what is still queued, before a window close takes its totals.
+
+        Nothing when `exact_at_close` is off. Transfers due at this very close are still in
+        the queue (see `_close_due`) and get this last chance; the next run expires the rest.
+        Bounded: each currency's integer program stops at `exact_time_limit_s`, and the
+        whole pass at that times the number of currencies plus CLOSE_SLACK_S.
+        """
+        if not self.exact_at_close:
+            return None
+        bound_s = self.exact_time_limit_s * max(1, len(await self.store.currencies()))
+        try:
+            async with asyncio.timeout(bound_s + CLOSE_SLACK_S):
+                report = await self.run_once(lsm.Pass.EXACT, expire=False)
+        except TimeoutError:
+            _log.warning("lsm_close_pass_timed_out", bound_s=bound_s + CLOSE_SLACK_S)
+            return None
+        _log.info("lsm_close_pass", released=report.released, stale=report.stale)
+        return report
+
+    def _close_due(self) -> bool:
+        """True while the scheduled close is due but not yet done (for CLOSE_GRACE_S at most)."""
+        at = self.next_close() if self.next_close is not None else None
+        if at is None:
+            return False
+        now = self.store.clock()
+        return at <= now < at + timedelta(seconds=CLOSE_GRACE_S)
 
     async def _run_currency(self, currency: str, mode: lsm.Pass, report: RunReport) -> None:
         snap = await self.store.snapshot(currency)

@@ -114,6 +114,11 @@ class Gateway:
         self.proxies = ProxyResolver(pool)
         self._rate_quotes: dict[tuple[str, str], Any] = {}
         self.export_settlement: Callable[[int, str], Awaitable[Any]] | None = None
+        # Run before every close (operator or schedule), e.g. the liquidity-saving exact pass
+        # on what is still queued; a failure there is logged and the close goes ahead.
+        self.before_close: Callable[[], Awaitable[Any]] | None = None
+        # Told of every close that succeeded (the next window opened at `close.closed_at`).
+        self.on_closed: Callable[[Any], None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     async def refresh_directory(self, force: bool = False) -> None:
@@ -158,9 +163,17 @@ class Gateway:
 
         Returns the clearing result and the audit chain head recorded with the close (the
         settlement manifest carries it). Files are written in the background: closing never
-        waits for an export of a large window.
+        waits for an export of a large window. `before_close` runs first, so what it releases
+        is reserved before the close takes its totals.
         """
+        if self.before_close is not None:
+            try:
+                await self.before_close()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                _log.warning("before_close_failed", error=type(exc).__name__, detail=str(exc)[:200])
         close = await self.clearing.close_window(actor)
+        if self.on_closed is not None:
+            self.on_closed(close)
         async with self.pool.acquire() as conn, conn.transaction():
             head = await audit.append(conn, [audit.AuditEvent(
                 "window.closed", f"window-{close.window_id}", close.closed_at,

@@ -9,12 +9,16 @@ from __future__ import annotations
 import gc
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from clearing.model import TxStatus
+from clearing.ports import WindowClose
+from clearing.windows import CloseSchedule
 from gateway import api, metrics, settlement_service
 from gateway.acceptance import Outcome
 from gateway.app import POOL, SETTINGS
@@ -56,14 +60,56 @@ def _secret_file(path: Path) -> str:
     return path.read_text().strip()
 
 
+class WakingClearingStore(ClearingStore):
+    """The clearing store, telling `on_liquidity` when an operator frees liquidity: a cap or
+    cover changed, or a settlement confirmed. The liquidity-saving runner then runs at once
+    instead of at its next tick."""
+
+    on_liquidity: Callable[[], None] | None = None
+
+    async def set_limits(self, *args: Any, **kwargs: Any) -> Any:
+        view = await super().set_limits(*args, **kwargs)
+        self._freed()
+        return view
+
+    async def confirm_settlement(self, *args: Any, **kwargs: Any) -> Any:
+        view = await super().confirm_settlement(*args, **kwargs)
+        self._freed()
+        return view
+
+    def _freed(self) -> None:
+        if self.on_liquidity is not None:
+            self.on_liquidity()
+
+
+class NextClose:
+    """When the open window is due to close on the schedule, without a query: set at start
+    from the open window, then from each close (the next window opens at its `closed_at`).
+    Queued transfers expire by then at the latest (`AcceptLoop.queue_close_at`)."""
+
+    def __init__(self, schedule: CloseSchedule) -> None:
+        self.schedule = schedule
+        self.at: datetime | None = None
+
+    def window_opened(self, opened_at: datetime) -> None:
+        self.at = self.schedule.due_at(opened_at)
+
+    def closed(self, close: WindowClose) -> None:
+        self.window_opened(close.closed_at)
+
+    def __call__(self) -> datetime | None:
+        return self.at
+
+
 async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = app[POOL]
     key = load_or_create_signing_key(settings.data_dir)
     directory = Directory()
     await directory.refresh(pool)
-    store = ClearingStore(pool, utc_now, identity_key=identity_key(settings.identity_hash_key, settings.data_dir))
+    store = WakingClearingStore(pool, utc_now, identity_key=identity_key(settings.identity_hash_key, settings.data_dir))
     accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s)
+    accept.queue_ttl_s = settings.lsm_queue_ttl_s
     gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
                  transfer_timeout_s=settings.transfer_timeout_s, accept=accept)
     delivery = DeliveryWorker(pool, store, directory, utc_now, key)
@@ -73,7 +119,20 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
         _log.info("settlement_files_written", window_id=window_id, path=str(result.path), entries=result.entries)
 
     gw.export_settlement = export_settlement
-    lsm = LsmRunner(LsmStore(pool, utc_now, settings.transfer_timeout_s), on_release=delivery.wake)
+    lsm = LsmRunner(
+        LsmStore(pool, utc_now, settings.transfer_timeout_s, snapshot_max=settings.lsm_snapshot_max),
+        interval_s=settings.lsm_resolve_interval_ms / 1000, exact_time_limit_s=settings.lsm_exact_time_limit_s,
+        exact_at_close=settings.lsm_exact_at_close, on_release=delivery.wake,
+    )
+    store.on_liquidity = lsm.wake
+    gw.before_close = lsm.run_at_close
+    schedule = None
+    if settings.window_close_interval_s > 0:
+        schedule = ScheduledClose(gw, settings.window_close_interval_s, utc_now)
+        next_close = NextClose(schedule.schedule)
+        next_close.window_opened((await store.open_window())[1])
+        accept.queue_close_at = lsm.next_close = next_close
+        gw.on_closed = next_close.closed
 
     def on_accepted(outcomes: Sequence[Outcome]) -> None:
         delivery.wake()
@@ -102,9 +161,7 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
                                window_close_interval_s=settings.window_close_interval_s,
                                settlement_deadline_s=settings.settlement_deadline_s)
     collector.start()
-    schedule = None
-    if settings.window_close_interval_s > 0:
-        schedule = ScheduledClose(gw, settings.window_close_interval_s, utc_now)
+    if schedule is not None:
         schedule.start()
     try:
         yield
