@@ -64,6 +64,7 @@ class LsmRunner:
     on_release: Callable[[], None] | None = None
     # The next scheduled window close (None: no schedule), see the module docstring.
     next_close: Callable[[], datetime | None] | None = None
+    runs: int = 0  # runs that looked at a non-empty queue (or published it emptied)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -107,6 +108,7 @@ class LsmRunner:
             for currency in currencies:
                 await self._run_currency(currency, mode or self.mode, report)
             self._idle = not await self._publish_queue()
+            self.runs += 1
             return report
 
     async def run_at_close(self) -> RunReport | None:

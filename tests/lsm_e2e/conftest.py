@@ -3,6 +3,7 @@ liquidity-saving mode, for the end-to-end tests of the queue and its resolver.""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -36,10 +37,28 @@ def tight_caps(saving: bool) -> Callable[[dirmod.DirectoryIn], dirmod.DirectoryI
     return transform
 
 
-async def _stack(db_dsn: str, tmp_path: Path, saving: bool) -> AsyncIterator[Stack]:
-    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
+async def _stack(
+    db_dsn: str, tmp_path: Path, saving: bool, **overrides: object
+) -> AsyncIterator[Stack]:
+    settings = load_settings(
+        DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10, **overrides
+    )
     async with running_stack(settings, transform=tight_caps(saving)) as s:
         yield s
+
+
+@pytest.fixture
+def saving_stack_with(
+    db_dsn: str, tmp_path: Path
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Stack]]:
+    """A saving stack with extra settings: `async with saving_stack_with(lsm_...=...) as s`."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: object) -> AsyncIterator[Stack]:
+        async for s in _stack(db_dsn, tmp_path, True, **overrides):
+            yield s
+
+    return make
 
 
 @pytest.fixture
