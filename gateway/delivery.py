@@ -13,6 +13,11 @@ attempt's timeout, `FOR UPDATE SKIP LOCKED`), so a crash mid-attempt only delays
 - callback: when a transfer ends (committed, aborted, expired), a `callback` row tells the
   sender, in its own scheme, at `{endpoint_url}/status`; bounded attempts, then the sender
   can still GET /v1/transfers/{id}.
+- notice: when a transfer expires after a delivery attempt was made, the receiver may hold
+  it as accepted (its answer came too late, or was lost, or the gateway stopped before
+  committing). A `notice` row tells the receiver, in its own scheme, at
+  `{endpoint_url}/status`: a status report RJCT AB05 naming the delivered message, on which
+  it reverses any credit it applied. Retried far longer than a callback: it is money.
 
 Commit, abort and expiry are exactly-once in the clearing store; the gateway's own record
 follows the store's final state, so a redelivery after a crash converges on the same answer.
@@ -89,6 +94,12 @@ WITH f AS (
     INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
     SELECT f.id, 'callback', $6, $6 FROM f
     ON CONFLICT (transfer_id, kind) DO NOTHING
+), notices AS (
+    INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
+    SELECT f.id, 'notice', $6, $6 FROM f
+     WHERE f.state = 'EXPIRED'
+       AND EXISTS (SELECT 1 FROM outbox d WHERE d.transfer_id = f.id AND d.kind = 'deliver' AND d.attempts > 0)
+    ON CONFLICT (transfer_id, kind) DO NOTHING
 )
 SELECT id, state, tx_status, reason, source_scheme, destination_scheme, created_at FROM f
 """
@@ -102,6 +113,7 @@ class DeliveryConfig:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
     callback_attempts_max: int = 8
+    notice_attempts_max: int = 200  # at backoff_max_s apart: half an hour of retries
     in_flight_max: int = 256
     claim_batch_max: int = 200
     poll_interval_s: float = 0.2
@@ -211,6 +223,8 @@ class DeliveryWorker:
         try:
             if row["kind"] == "deliver":
                 await self._deliver(row)
+            elif row["kind"] == "notice":
+                await self._notice(row)
             else:
                 await self._callback(row)
         except _DB_ERRORS as exc:
@@ -395,6 +409,35 @@ class DeliveryWorker:
             await self._done("callback", row["id"])
         else:
             await self._retry(row, None, "callback not acknowledged")
+
+    async def _notice(self, row: asyncpg.Record) -> None:
+        """Tell the receiver that a transfer it may have accepted expired unpaid (RJCT AB05).
+
+        The report names the delivered message (`_msg_id(tid)`, the same for every attempt),
+        the end-to-end and transaction ids and the gateway's id, as a receiver's own answer
+        did; a receiver that credited on delivery reverses that credit."""
+        tid, rec = row["transfer_id"], row
+        receiver = self.directory.by_id.get(rec["receiver_id"]) if rec["found"] is not None else None
+        if receiver is None or not receiver.endpoint_url:
+            await self._done("notice", row["id"])
+            return
+        adapter = get_adapter(receiver.scheme)
+        t = json.loads(rec["transfer"])
+        delivered_msg_id = _msg_id(tid)
+        report = StatusReport(delivered_msg_id, rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
+                              "expired before the gateway committed it: reverse any credit applied", tid)
+        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "BGN"), created_at=self.clock(),
+                                            original_msg_id=delivered_msg_id)
+        ok = await self._post(f"{receiver.endpoint_url}/status", body, adapter.media_type) is not None
+        if ok or row["attempts"] >= self.config.notice_attempts_max:
+            metrics.record_notice(receiver.id, outcome="sent" if ok else "abandoned")
+            if not ok:
+                _log.error("receiver_notice_abandoned", transfer_id=tid, receiver=receiver.id,
+                           attempts=row["attempts"])
+            await self._done("notice", row["id"])
+        else:
+            metrics.record_notice(receiver.id, outcome="retry")
+            await self._retry(row, None, "notice not acknowledged")
 
 
 def _msg_id(tid: str, prefix: str = "BG") -> str:

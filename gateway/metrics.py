@@ -207,6 +207,14 @@ DELIVERY_FAILURES = Counter(
     ("participant",),
     registry=REGISTRY,
 )
+NOTICE_OUTCOMES = ("sent", "retry", "abandoned")
+RECEIVER_NOTICES = Counter(
+    "baygate_receiver_notices_total",
+    "Notices to a receiving participant that a transfer it may have accepted expired unpaid "
+    "(outcome: sent, retry, abandoned after the last attempt).",
+    ("participant", "outcome"),
+    registry=REGISTRY,
+)
 LSM_RELEASED = Counter(
     "baygate_lsm_released_total",
     "Queued transfers released by the liquidity-saving mechanism.",
@@ -296,6 +304,11 @@ def record_delivery_attempt(participant: str, *, retry: bool, ok: bool) -> None:
         DELIVERY_RETRIES.labels(p).inc()
     if not ok:
         DELIVERY_FAILURES.labels(p).inc()
+
+
+def record_notice(participant: str, *, outcome: str) -> None:
+    """One attempt to send a receiver notice; `abandoned` needs an operator (alerted)."""
+    RECEIVER_NOTICES.labels(_participant(participant), outcome).inc()
 
 
 def record_lsm_release(
@@ -573,6 +586,8 @@ def preinitialise(participants: Iterable[str] = ()) -> None:
         DELIVERY_ATTEMPTS.labels(p)
         DELIVERY_RETRIES.labels(p)
         DELIVERY_FAILURES.labels(p)
+        for outcome in NOTICE_OUTCOMES:
+            RECEIVER_NOTICES.labels(p, outcome)
 
 
 def render_latest(accept: str | None = None) -> tuple[bytes, str]:

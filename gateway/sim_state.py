@@ -205,6 +205,10 @@ class ProviderBook:
     callbacks: OrderedDict[str, list[tuple[TxStatus, Reason | None]]] = field(
         default_factory=OrderedDict
     )
+    # (delivered message id, end-to-end id) -> decision key, to match the gateway's notices
+    delivered: dict[tuple[str, str], str] = field(default_factory=dict)
+    reversed: int = 0  # credits reversed on a notice that the transfer expired unpaid
+    notices: int = 0  # notices received (about transfers delivered to this participant)
     callbacks_received: int = 0
     callbacks_dropped: int = 0
     callbacks_failed: int = 0  # answered 500 on purpose
@@ -217,7 +221,7 @@ class ProviderBook:
     def recall(self, key: str) -> Decision | None:
         return self.decisions.get(key)
 
-    def record(self, key: str, t: Transfer, decision: Decision) -> None:
+    def record(self, key: str, t: Transfer, decision: Decision, msg_id: str | None = None) -> None:
         """Remember a first decision and apply an acceptance, exactly once per key."""
         if key in self.decisions:
             raise AssertionError(f"decision for {key} recorded twice")
@@ -225,13 +229,38 @@ class ProviderBook:
             old_key, _ = self.decisions.popitem(last=False)
             self.applied.pop(old_key, None)
             self.evicted += 1
+            if len(self.delivered) >= self.records_max:
+                self.delivered.pop(next(iter(self.delivered)))
         self.decisions[key] = decision
+        if msg_id is not None:
+            self.delivered[(msg_id, t.end_to_end_id)] = key
         if decision.accepted:
             amount = credited_amount(t)
             self.applied[key] = Applied(t.end_to_end_id, amount)
             self.credited_minor[amount.currency] = (
                 self.credited_minor.get(amount.currency, 0) + amount.minor
             )
+
+    def is_delivered(self, msg_id: str | None, e2e: str | None) -> bool:
+        """Whether a status report refers to a message delivered to this participant."""
+        return msg_id is not None and e2e is not None and (msg_id, e2e) in self.delivered
+
+    def reverse(self, msg_id: str, e2e: str) -> bool:
+        """The gateway says a delivered transfer ended unpaid: undo its credit, once.
+
+        True when a credit was reversed; a transfer this provider refused, or one already
+        reversed, changes nothing (notices may come more than once)."""
+        self.notices += 1
+        key = self.delivered.get((msg_id, e2e))
+        applied = self.applied.pop(key, None) if key is not None else None
+        if applied is None:
+            return False
+        ccy = applied.amount.currency
+        self.credited_minor[ccy] = self.credited_minor.get(ccy, 0) - applied.amount.minor
+        if self.credited_minor[ccy] == 0:
+            del self.credited_minor[ccy]
+        self.reversed += 1
+        return True
 
     def record_callback(self, e2e: str, status: TxStatus, reason: Reason | None) -> None:
         self.callbacks_received += 1
@@ -252,14 +281,16 @@ class ProviderBook:
         return None
 
     def summary(self) -> dict[str, object]:
-        accepted = len(self.applied)
+        accepted = len(self.applied)  # net of reversals
         return {
             "deliveries": self.deliveries,
             "transactions": self.transactions,
             "distinct": self.distinct,
             "duplicates": self.duplicates,
             "accepted": accepted,
-            "rejected": len(self.decisions) - accepted,
+            "rejected": len(self.decisions) - accepted - self.reversed,
+            "reversed": self.reversed,
+            "notices": self.notices,
             "malformed": self.malformed,
             "held": self.held,
             "failed": self.failed,

@@ -5,7 +5,10 @@ One aiohttp app per scheme hosts any number of participants of that scheme:
   POST /providers/{pid}/transfers   a credit transfer delivered by the gateway, in the
                                     scheme's format; answered 200 with the provider's status
                                     report in the same format (ACSP/ACCP accept, RJCT + reason)
-  POST /providers/{pid}/status      a status report about a transfer {pid} sent; answered 200
+  POST /providers/{pid}/status      a status report about a transfer {pid} sent (the final
+                                    status), or about one delivered to {pid} (a notice: RJCT
+                                    AB05 when it expired unpaid, and the credit is reversed);
+                                    answered 200
 
 The same routes are also served under /deliveries/{pid}/.... Every request to them must be
 signed by the gateway (RFC 9421, key id "baygate"); anything else is refused 401 before the
@@ -229,7 +232,7 @@ def _answer(
     recalled = book.recall(key)
     if recalled is None:
         decision = decide(t, book.participant, state.scheme, state.rules, state.rng)
-        book.record(key, t, decision)
+        book.record(key, t, decision, msg_id)
     else:
         decision = recalled
         book.duplicates += 1
@@ -266,7 +269,11 @@ async def _status(request: web.Request) -> web.StreamResponse:
         book.malformed += 1
         return _problem(400, "Bad Request", f"undecodable status report: {exc}")
     for r in reports:
-        if r.original_end_to_end_id:
+        if book.is_delivered(r.original_msg_id, r.original_end_to_end_id):
+            # A notice about a transfer delivered to this provider: only RJCT means "unpaid".
+            if r.status is TxStatus.RJCT:
+                book.reverse(r.original_msg_id, r.original_end_to_end_id)
+        elif r.original_end_to_end_id:
             book.record_callback(r.original_end_to_end_id, r.status, r.reason)
     return web.Response(status=200, text="ok")
 

@@ -267,6 +267,11 @@ async def _outbox(conn: asyncpg.Connection, v: Verdict) -> None:
              (SELECT count(*) FROM transfers t WHERE t.state IN ('COMMITTED', 'ABORTED', 'EXPIRED')
                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.transfer_id = t.id
                                 AND o.kind = 'callback')) AS no_callback,
+             (SELECT count(*) FROM transfers t WHERE t.state = 'EXPIRED'
+                AND EXISTS (SELECT 1 FROM outbox d WHERE d.transfer_id = t.id AND d.kind = 'deliver'
+                            AND d.attempts > 0)
+                AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.transfer_id = t.id
+                                AND o.kind = 'notice')) AS no_notice,
              (SELECT count(*) FROM outbox WHERE done_at IS NULL) AS pending,
              (SELECT count(*) FROM outbox WHERE attempts > 1) AS retried"""
     )
@@ -274,6 +279,8 @@ async def _outbox(conn: asyncpg.Connection, v: Verdict) -> None:
         v.violate(f"{r['no_deliver']} accepted transfers never had a delivery scheduled")
     if r["no_callback"]:
         v.violate(f"{r['no_callback']} ended transfers never had a sender callback scheduled")
+    if r["no_notice"]:
+        v.violate(f"{r['no_notice']} transfers expired after a delivery attempt without a receiver notice")
     if r["pending"]:
         v.violate(f"{r['pending']} outbox rows still pending")
     v.figures["outbox_rows_retried"] = r["retried"]
@@ -302,10 +309,11 @@ async def _receivers(
     released: Counter[str] = Counter()
     for r in ended:
         released[r["receiver_id"]] += r["n"]
-    redeliveries = applied_not_committed = 0
+    redeliveries = applied_not_committed = reversals = 0
     for books in (await stack.sims.summary()).values():
         for pid, b in books.items():
             redeliveries += b["duplicates"]
+            reversals += b["reversed"]
             applied_not_committed += max(0, b["accepted"] - want_n[pid])
             if b["evicted"]:
                 v.violate(f"simulator {pid} forgot {b['evicted']} decisions: size records_max")
@@ -322,6 +330,8 @@ async def _receivers(
                     f"receiver {pid} refused {b['rejected']} transfers, the gateway released {released[pid]}"
                 )
     v.figures["redeliveries"] = redeliveries
-    # Accepted by the receiver, yet expired at the gateway: the receiver holds an unfunded
-    # credit (it is never told). Counted in the violations above as well.
+    # Accepted by the receiver, yet expired at the gateway, and not (yet) reversed on the
+    # gateway's notice: an unfunded credit. Counted in the violations above as well.
     v.figures["receiver_applied_not_committed"] = applied_not_committed
+    # Credits a receiver applied and then reversed on the gateway's expiry notice.
+    v.figures["receiver_reversals"] = reversals

@@ -67,6 +67,7 @@ async def test_cross_border_transfer_settles(stack: Stack, sender_id, proxy, amo
     # The receiver got the transfer in its own scheme and currency.
     received = [a for a in receiver_book.applied.values() if a.end_to_end_id == t.end_to_end_id]
     assert len(received) == 1
+    assert receiver_book.reversed == 0  # committed: no expiry notice
     assert received[0].amount.currency == dst_ccy
     if dst_ccy != amount.currency:
         assert received[0].amount.minor > 0
