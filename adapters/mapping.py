@@ -41,6 +41,7 @@ CANONICAL_FIELDS: tuple[tuple[str, str], ...] = (
     ("quote_id", "Baygate FX quote"),
     ("charge_bearer", "who bears the charges (DEBT, CRED, SHAR, SLEV)"),
     ("category_purpose", "category purpose code"),
+    ("priority", "urgent or normal: order in the liquidity-saving queue"),
     ("purpose", "purpose code"),
     ("remittance_info", "unstructured remittance information"),
     ("debtor.name", "payer name"),

@@ -159,6 +159,12 @@ IBPS_TABLE = table(
         "translation fails (NARR). Read as none.",
     ),
     FieldMap("category_purpose", (f"{_TX}PmtTpInf/CtgyPurp/Prtry",), "e.g. A100"),
+    FieldMap(
+        "priority",
+        (),
+        "not carried: the modelled ibps.101 has no per-transaction priority (the {H:} header's "
+        "one-digit message priority is written as 2 and not read); decoded transfers are normal",
+    ),
     FieldMap("purpose", (f"{_TX}Purp/Prtry",), "e.g. 02102"),
     FieldMap(
         "remittance_info",

@@ -19,6 +19,7 @@ from adapters.identifiers import ORGANISATION_ID_TYPES
 from adapters.pacs.mapping import (
     GRPHDR_SCHEMA,
     ID_LENGTH_MAX,
+    INSTRUCTION_PRIORITY,
     NAME_LENGTH_MAX,
     NS_PACS008,
     TX_SCHEMA,
@@ -192,6 +193,7 @@ class _TxReader:
         if charge_bearer not in CHARGE_BEARERS:
             p.add(Reason.FF01, "ChrgBr", "ChrgBr is required: DEBT, CRED, SHAR or SLEV")
         category = _code(f, "PmtTpInf/CtgyPurp", p)
+        priority = _priority(f.get("PmtTpInf/InstrPrty"), p)
         purpose = _code(f, "Purp", p)
         remittance = _remittance(f, p)
         debtor, creditor, debtor_agent, creditor_agent = self._sides(f, p)
@@ -229,6 +231,7 @@ class _TxReader:
             remittance_info=remittance,
             charge_bearer=charge_bearer,
             created_at=self.created_at,
+            priority=priority,
         )
         return DecodedTx(i, e2e, tx_id, transfer, ()), amount_text, debtor_member
 
@@ -243,6 +246,17 @@ def _code(f: dict[str, Any], where: str, p: Problems) -> str | None:
     if cd is not None:
         return text_field(cd, f"{where}/Cd", p, length_max=_CODE_MAX["Cd"])
     return text_field(prtry, f"{where}/Prtry", p, length_max=_CODE_MAX["Prtry"])
+
+
+def _priority(code: str | None, p: Problems) -> str:
+    """PmtTpInf/InstrPrty: HIGH is urgent; NORM, or no InstrPrty, is normal."""
+    if code is None:
+        return "normal"
+    priority = INSTRUCTION_PRIORITY.get(code.strip())
+    if priority is None:
+        p.add(Reason.FF01, "PmtTpInf/InstrPrty", "InstrPrty must be HIGH or NORM")
+        return "normal"
+    return priority
 
 
 def _remittance(f: dict[str, Any], p: Problems) -> str | None:

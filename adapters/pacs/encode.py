@@ -19,6 +19,7 @@ from adapters.pacs.mapping import (
     ID_LENGTH_MAX,
     NAME_LENGTH_MAX,
     NS_PACS008,
+    PRIORITY_CODE,
     USTRD_LENGTH_MAX,
     USTRD_MAX,
 )
@@ -90,10 +91,17 @@ def _tx(profile: PacsProfile, w: Writer, t: Transfer, out: Out) -> Money | None:
     _opt(parts, "UETR", out.text(t.uetr, "uetr", 36))
     _opt(parts, "ClrSysRef", out.text(t.id, "id", ID_LENGTH_MAX))
     parts.append("</PmtId>")
-    if t.category_purpose is not None:
-        parts.append(
-            f"<PmtTpInf>{_code('CtgyPurp', t.category_purpose, 'category_purpose', out)}</PmtTpInf>"
-        )
+    priority = PRIORITY_CODE.get(t.priority)
+    if priority is None:
+        out.add(Reason.FF01, "priority", "must be urgent or normal")
+    urgent = priority == PRIORITY_CODE["urgent"]  # normal is InstrPrty's default: not written
+    if urgent or t.category_purpose is not None:
+        parts.append("<PmtTpInf>")
+        if urgent:
+            parts.append(f"<InstrPrty>{priority}</InstrPrty>")
+        if t.category_purpose is not None:
+            parts.append(_code("CtgyPurp", t.category_purpose, "category_purpose", out))
+        parts.append("</PmtTpInf>")
     if money is not None:
         parts.append(f'<IntrBkSttlmAmt Ccy="{money.currency}">{money.format()}</IntrBkSttlmAmt>')
     instd = instructed(t)

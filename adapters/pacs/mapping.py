@@ -28,6 +28,10 @@ _PARTY = {"Nm": TEXT, "Id": {"OrgId": _OTHR_ID, "PrvtId": _OTHR_ID}}
 _ACCOUNT = {"Id": {"Othr": {"Id": TEXT}}, "Prxy": {"Tp": {"Cd": TEXT}, "Id": TEXT}}
 _AGENT = {"FinInstnId": {"ClrSysMmbId": {"ClrSysId": _CODE, "MmbId": TEXT}, "Nm": TEXT}}
 
+# PmtTpInf/InstrPrty (ISO 20022 Priority2Code) <-> Transfer.priority.
+INSTRUCTION_PRIORITY = {"HIGH": "urgent", "NORM": "normal"}
+PRIORITY_CODE = {v: k for k, v in INSTRUCTION_PRIORITY.items()}
+
 GRPHDR_SCHEMA = {
     "MsgId": TEXT,
     "CreDtTm": TEXT,
@@ -39,7 +43,7 @@ GRPHDR_SCHEMA = {
 }
 TX_SCHEMA = {
     "PmtId": {"InstrId": TEXT, "EndToEndId": TEXT, "TxId": TEXT, "UETR": TEXT, "ClrSysRef": TEXT},
-    "PmtTpInf": {"CtgyPurp": _CODE},
+    "PmtTpInf": {"InstrPrty": TEXT, "CtgyPurp": _CODE},
     "IntrBkSttlmAmt": AMOUNT,
     "InstdAmt": AMOUNT,
     "XchgRate": TEXT,
@@ -160,6 +164,11 @@ PACS_TABLE = table(
         "mandatory in pacs.008: SLEV is written when the transfer has none (from cn-ibps)",
     ),
     FieldMap("category_purpose", (f"{_TX}PmtTpInf/CtgyPurp/{{Cd,Prtry}}",), _CODE_RULE),
+    FieldMap(
+        "priority",
+        (f"{_TX}PmtTpInf/InstrPrty",),
+        "Priority2Code: HIGH is urgent, NORM (or no InstrPrty) normal; written only as HIGH",
+    ),
     FieldMap("purpose", (f"{_TX}Purp/{{Cd,Prtry}}",), _CODE_RULE),
     FieldMap(
         "remittance_info",

@@ -41,6 +41,7 @@ def every_field_set(scheme: str) -> Transfer:
         exchange_rate="7.8",
         purpose="GDDS",
         category_purpose="SUPP",
+        priority="urgent",
         charge_bearer="SLEV",
         debtor=Party("张伟", PartyId(PartyIdType.CN_RIC, "440305199003071236")),
         creditor=Party("陳美玲", PartyId(PartyIdType.HKID, "A1234563")),

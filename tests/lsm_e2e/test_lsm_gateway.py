@@ -33,7 +33,7 @@ async def _wait_for(pred, timeout_s: float = 15.0) -> None:
 
 
 async def _send(
-    stack: Stack, sender_id: str, receiver_id: str, minor: int
+    stack: Stack, sender_id: str, receiver_id: str, minor: int, priority: str = "normal"
 ) -> tuple[str, TxStatus, str]:
     """Send HKD `minor` from one Hong Kong bank to the other; (e2e id, status, gateway id)."""
     sender = sm.as_sender(stack.participant(sender_id))
@@ -48,7 +48,7 @@ async def _send(
         e2e=e2e,
         created_at=dt.datetime.now(dt.UTC),
         amount=Money(minor, "HKD"),
-    )
+    ).evolve(priority=priority)
     body = sm.encode(sender.scheme, [t], t.msg_id, t.created_at)
     async with BaygateClient(stack.base_url, sender.id, stack.keys[sender.id]) as client:
         reply = await client.post_message(sender.scheme, body)
@@ -108,6 +108,14 @@ async def test_opposite_transfers_over_caps_queue_then_settle(saving_stack: Stac
         ("hk-801", 0, 0),
         ("hk-802", 0, 0),
     }
+
+
+async def test_a_pacs_high_priority_transfer_queues_as_urgent(saving_stack: Stack) -> None:
+    await saving_stack.app[wiring.LSM].stop()
+    _, _, normal = await _send(saving_stack, "hk-801", "hk-802", 50_000)
+    _, _, urgent = await _send(saving_stack, "hk-801", "hk-802", 40_000, priority="urgent")
+    rows = await _fetch(saving_stack, "SELECT transfer_id, priority FROM lsm_queue")
+    assert {r[0]: r[1] for r in rows} == {normal: "normal", urgent: "urgent"}
 
 
 async def test_a_lone_queued_transfer_expires_with_am04(saving_stack: Stack) -> None:
