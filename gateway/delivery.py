@@ -49,6 +49,10 @@ from gateway.batcher import MicroBatcher
 from gateway.logging import get_logger
 
 GATEWAY_KEY_ID = "baygate"
+# Every message the gateway sends (deliveries, callbacks, notices) has an id with this prefix,
+# so a provider reading a status report at its /status endpoint can tell a report about a
+# message the gateway delivered to it (a notice) from one about its own message (a callback).
+GATEWAY_MSG_ID_PREFIX = "BG"
 # What a lost or absent database raises; an attempt that meets one is retried after its lease.
 # InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -402,7 +406,7 @@ class DeliveryWorker:
         report = StatusReport(rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
                               Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], tid)
         now = self.clock()
-        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "BGS"), created_at=now,
+        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "S"), created_at=now,
                                             original_msg_id=rec["msg_id"])
         ok = await self._post(f"{sender.endpoint_url}/status", body, adapter.media_type) is not None
         if ok or row["attempts"] >= self.config.callback_attempts_max:
@@ -426,7 +430,7 @@ class DeliveryWorker:
         delivered_msg_id = _msg_id(tid)
         report = StatusReport(delivered_msg_id, rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
                               "expired before the gateway committed it: reverse any credit applied", tid)
-        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "BGN"), created_at=self.clock(),
+        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "N"), created_at=self.clock(),
                                             original_msg_id=delivered_msg_id)
         ok = await self._post(f"{receiver.endpoint_url}/status", body, adapter.media_type) is not None
         if ok or row["attempts"] >= self.config.notice_attempts_max:
@@ -440,9 +444,9 @@ class DeliveryWorker:
             await self._retry(row, None, "notice not acknowledged")
 
 
-def _msg_id(tid: str, prefix: str = "BG") -> str:
+def _msg_id(tid: str, kind: str = "") -> str:
     """Stable per transfer, so a redelivery carries the same message id."""
-    return f"{prefix}{tid.replace('-', '')}"[:35]
+    return f"{GATEWAY_MSG_ID_PREFIX}{kind}{tid.replace('-', '')}"[:35]
 
 
 def _find_report(adapter: Any, reply: bytes, transfer: Any) -> StatusReport | None:

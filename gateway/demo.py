@@ -88,6 +88,25 @@ async def _wait_settled(conn: asyncpg.Connection, since: datetime, *, queued_too
         await asyncio.sleep(0.25)
 
 
+async def _receivers_hold_committed(conn: asyncpg.Connection, stack: Stack, report: DayReport) -> None:
+    """Each receiving provider's credits, net of those reversed on an expiry notice, are
+    exactly what the gateway committed to it: no unfunded credit, none missing."""
+    rows = await conn.fetch(
+        """SELECT receiver_id, coalesce(creditor_currency, currency) AS ccy,
+                  sum(coalesce(creditor_amount_minor, amount_minor))::bigint AS minor
+             FROM transfers WHERE created_at >= $1 AND state = 'COMMITTED' GROUP BY 1, 2""",
+        report.started_at,
+    )
+    committed: dict[str, dict[str, int]] = {}
+    for r in rows:
+        committed.setdefault(r["receiver_id"], {})[r["ccy"]] = int(r["minor"])
+    held = {pid: dict(b["credited_minor"]) for books in stack.sims.summary().values() for pid, b in books.items()}
+    reversed_n = sum(int(b["reversed"]) for books in stack.sims.summary().values() for b in books.values())
+    wrong = [pid for pid in sorted(set(held) | set(committed)) if held.get(pid, {}) != committed.get(pid, {})]
+    report.check("receivers hold exactly the committed credits", not wrong,
+                 f"{', '.join(wrong[:5])} differ" if wrong else f"{reversed_n} reversed on expiry notices")
+
+
 async def _invariants(conn: asyncpg.Connection, report: DayReport) -> None:
     rows = await conn.fetch(
         "SELECT currency, sum(amount)::bigint AS total FROM clearing_ledger_entries GROUP BY currency"
@@ -132,6 +151,7 @@ async def run_business_day(stack: Stack, *, messages: int, rate_per_s: float, se
         finals = final_outcomes(summary, stack.sims.book)
         missing = sum(c.get("NONE", 0) for c in finals.values())
         report.check("every sender heard the final status", missing == 0, f"{missing} without a callback")
+        await _receivers_hold_committed(conn, stack, report)
         report.close = await _operator(stack, "POST", "/v1/operator/windows/close")
         await _invariants(conn, report)
         await _settle(stack, report)

@@ -241,10 +241,6 @@ class ProviderBook:
                 self.credited_minor.get(amount.currency, 0) + amount.minor
             )
 
-    def is_delivered(self, msg_id: str | None, e2e: str | None) -> bool:
-        """Whether a status report refers to a message delivered to this participant."""
-        return msg_id is not None and e2e is not None and (msg_id, e2e) in self.delivered
-
     def reverse(self, msg_id: str, e2e: str) -> bool:
         """The gateway says a delivered transfer ended unpaid: undo its credit, once.
 

@@ -48,6 +48,7 @@ from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
 from clearing.model import SCHEMES, TxStatus
 from gateway.auth import AuthError, StaticKeyResolver, Verifier
+from gateway.delivery import GATEWAY_MSG_ID_PREFIX
 from gateway.sim_state import (
     Decision,
     ProviderBook,
@@ -269,9 +270,10 @@ async def _status(request: web.Request) -> web.StreamResponse:
         book.malformed += 1
         return _problem(400, "Bad Request", f"undecodable status report: {exc}")
     for r in reports:
-        if book.is_delivered(r.original_msg_id, r.original_end_to_end_id):
-            # A notice about a transfer delivered to this provider: only RJCT means "unpaid".
-            if r.status is TxStatus.RJCT:
+        if (r.original_msg_id or "").startswith(GATEWAY_MSG_ID_PREFIX):
+            # A notice about a message the gateway delivered (or tried to deliver) to this
+            # provider: RJCT means "expired unpaid"; one never received changes nothing.
+            if r.status is TxStatus.RJCT and r.original_end_to_end_id:
                 book.reverse(r.original_msg_id, r.original_end_to_end_id)
         elif r.original_end_to_end_id:
             book.record_callback(r.original_end_to_end_id, r.status, r.reason)

@@ -27,12 +27,12 @@ from gateway.config import load_settings
 from gateway.harness import Stack, running_stack
 from gateway.sim_state import SimRules
 
-SLOW = SimRules(delay_ms=6_000)  # longer than the transfer's timeout below
+SLOW = SimRules(delay_ms=10_000)  # longer than the transfer's timeout below
 
 
 @pytest.fixture
 async def slow_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=3)
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=5)
     rules = {"hk-fps": SLOW, "cn-ibps": SLOW, "mo-fps": SLOW}
     async with running_stack(settings, rules=rules) as s:
         yield s
