@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -53,15 +53,25 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if path.startswith("/v1/operator/"):
         token = request.app[OPERATOR_TOKEN]
         given = request.headers.get("Authorization", "")
-        if not (given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())):
-            return _json_problem(401, "Unauthorized", "operator endpoints need the operator bearer token")
+        if not (
+            given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
+        ):
+            return _json_problem(
+                401, "Unauthorized", "operator endpoints need the operator bearer token"
+            )
         request[OPERATOR] = "operator"
         return await handler(request)
     try:
-        pid = await request.app[VERIFIER].verify(request.method, request.raw_path, request.headers, body)
+        pid = await request.app[VERIFIER].verify(
+            request.method, request.raw_path, request.headers, body
+        )
     except AuthError as exc:
-        return web.json_response(exc.problem(), status=exc.status, headers=exc.headers(),
-                                 content_type="application/problem+json")
+        return web.json_response(
+            exc.problem(),
+            status=exc.status,
+            headers=exc.headers(),
+            content_type="application/problem+json",
+        )
     gw = request.app[GATEWAY]
     await gw.refresh_directory()
     participant = gw.directory.by_id.get(pid)
@@ -83,7 +93,10 @@ async def _model(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         body = model.model_validate_json(await request.read())
     except ValidationError as exc:
-        errs = [f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in exc.errors()[:20]]
+        errs = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}"
+            for e in exc.errors()[:20]
+        ]
         raise web.HTTPUnprocessableEntity(text="; ".join(errs)) from None
     # JSON may carry U+0000 ("\u0000"), which no PostgreSQL text can hold: refused here, as it
     # would otherwise fail the whole acceptance batch the request joins.
@@ -97,7 +110,13 @@ def _nul_path(value: Any, path: str = "") -> str | None:
     """The dotted path of the first string holding U+0000, or None."""
     if isinstance(value, str):
         return path if "\x00" in value else None
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, item in items:
         found = _nul_path(item, f"{path}.{key}" if path else str(key))
         if found is not None:
@@ -114,7 +133,9 @@ async def post_message(request: web.Request) -> web.StreamResponse:
         return _json_problem(404, "Not Found", f"unknown scheme {scheme!r}")
     sender = _me(request)
     if sender.scheme != scheme:
-        return _json_problem(403, "Forbidden", f"{sender.id} submits in {sender.scheme}, not {scheme}")
+        return _json_problem(
+            403, "Forbidden", f"{sender.id} submits in {sender.scheme}, not {scheme}"
+        )
     if request.content_type not in XML_TYPES:
         return _json_problem(415, "Unsupported Media Type", "scheme messages are application/xml")
     gw = request.app[GATEWAY]
@@ -136,14 +157,27 @@ def _transfer_from_json(t: m.TransferIn, sender: Participant) -> Transfer:
         px = Proxy(ProxyType(a.proxy.type), a.proxy.value) if a.proxy else None
         return Account(a.number, px)
 
-    agent = Agent(t.creditor_agent.clearing_system, t.creditor_agent.member_id) if t.creditor_agent else None
+    agent = (
+        Agent(t.creditor_agent.clearing_system, t.creditor_agent.member_id)
+        if t.creditor_agent
+        else None
+    )
     return Transfer(
-        msg_id=t.msg_id, end_to_end_id=t.end_to_end_id, source_scheme=sender.scheme,
+        msg_id=t.msg_id,
+        end_to_end_id=t.end_to_end_id,
+        source_scheme=sender.scheme,
         amount=Money.parse(t.amount, t.currency, allow_zero=False),
-        debtor=party(t.debtor), debtor_account=account(t.debtor_account), debtor_agent=sender.agent,
-        creditor=party(t.creditor), creditor_account=account(t.creditor_account),
-        creditor_agent=agent, quote_id=t.quote_id, purpose=t.purpose,
-        remittance_info=t.remittance_info, uetr=t.uetr, priority=t.priority,
+        debtor=party(t.debtor),
+        debtor_account=account(t.debtor_account),
+        debtor_agent=sender.agent,
+        creditor=party(t.creditor),
+        creditor_account=account(t.creditor_account),
+        creditor_agent=agent,
+        quote_id=t.quote_id,
+        purpose=t.purpose,
+        remittance_info=t.remittance_info,
+        uetr=t.uetr,
+        priority=t.priority,
     )
 
 
@@ -155,16 +189,28 @@ async def post_transfer(request: web.Request) -> web.StreamResponse:
     try:
         transfer = _transfer_from_json(body, sender)
     except MoneyError as exc:
-        out = m.TransferOut(id=None, end_to_end_id=body.end_to_end_id, status="RJCT",
-                            reason=exc.code, message=exc.message)
+        out = m.TransferOut(
+            id=None,
+            end_to_end_id=body.end_to_end_id,
+            status="RJCT",
+            reason=exc.code,
+            message=exc.message,
+        )
         return web.json_response(out.model_dump(), status=200)
     gw = request.app[GATEWAY]
     try:
         [o] = await gw.submit_transfers(sender, [transfer])
     except Overloaded as exc:
         return _json_problem(503, "Service Unavailable", str(exc))
-    out = m.TransferOut(id=o.transfer_id, end_to_end_id=o.end_to_end_id, status=o.status,
-                        reason=o.reason, message=o.message, replay=o.replay)
+    status = cast(m.TxStatusCode, o.status.value)  # TxStatus has exactly these values
+    out = m.TransferOut(
+        id=o.transfer_id,
+        end_to_end_id=o.end_to_end_id,
+        status=status,
+        reason=o.reason,
+        message=o.message,
+        replay=o.replay,
+    )
     if o.reason == "DUPL":
         return web.json_response(out.model_dump(), status=409)
     return web.json_response(out.model_dump(), status=201 if not o.replay else 200)
@@ -184,18 +230,37 @@ async def get_transfer(request: web.Request) -> web.StreamResponse:
             "SELECT at, state, tx_status, reason, detail FROM transfer_events WHERE transfer_id = $1 ORDER BY id",
             tid,
         )
-    cred = (Money(row["creditor_amount_minor"], row["creditor_currency"]).format()
-            if row["creditor_amount_minor"] else None)
+    cred = (
+        Money(row["creditor_amount_minor"], row["creditor_currency"]).format()
+        if row["creditor_amount_minor"]
+        else None
+    )
     out = m.TransferDetail(
-        id=row["id"], sender=row["sender_id"], receiver=row["receiver_id"],
-        source_scheme=row["source_scheme"], destination_scheme=row["destination_scheme"],
-        end_to_end_id=row["end_to_end_id"], state=row["state"], status=row["tx_status"],
-        reason=row["reason"], message=row["reason_message"],
-        amount=Money(row["amount_minor"], row["currency"]).format(), currency=row["currency"],
-        creditor_amount=cred, creditor_currency=row["creditor_currency"],
+        id=row["id"],
+        sender=row["sender_id"],
+        receiver=row["receiver_id"],
+        source_scheme=row["source_scheme"],
+        destination_scheme=row["destination_scheme"],
+        end_to_end_id=row["end_to_end_id"],
+        state=row["state"],
+        status=row["tx_status"],
+        reason=row["reason"],
+        message=row["reason_message"],
+        amount=Money(row["amount_minor"], row["currency"]).format(),
+        currency=row["currency"],
+        creditor_amount=cred,
+        creditor_currency=row["creditor_currency"],
         created_at=row["created_at"].isoformat(),
-        history=[m.TransferEvent(at=e["at"].isoformat(), state=e["state"], status=e["tx_status"],
-                                 reason=e["reason"], detail=e["detail"]) for e in events],
+        history=[
+            m.TransferEvent(
+                at=e["at"].isoformat(),
+                state=e["state"],
+                status=e["tx_status"],
+                reason=e["reason"],
+                detail=e["detail"],
+            )
+            for e in events
+        ],
     )
     return web.json_response(out.model_dump())
 
@@ -207,18 +272,32 @@ async def post_quote(request: web.Request) -> web.StreamResponse:
     if fx is None:
         return _json_problem(422, "Unprocessable Content", "no FX provider is registered")
     try:
-        q = await gw.clearing.create_quote(body.source_currency, body.target_currency, fx_provider=fx.id)
+        q = await gw.clearing.create_quote(
+            body.source_currency, body.target_currency, fx_provider=fx.id
+        )
     except (ValueError, ClearingError) as exc:
         return _json_problem(422, "Unprocessable Content", str(exc))
-    out = m.QuoteOut(id=q.id, source_currency=q.source_currency, target_currency=q.target_currency,
-                     rate=str(q.rate), expires_at=q.expires_at.isoformat())
+    out = m.QuoteOut(
+        id=q.id,
+        source_currency=q.source_currency,
+        target_currency=q.target_currency,
+        rate=str(q.rate),
+        expires_at=q.expires_at.isoformat(),
+    )
     return web.json_response(out.model_dump(), status=201)
 
 
 async def get_me(request: web.Request) -> web.StreamResponse:
     p = _me(request)
-    out = m.ParticipantOut(id=p.id, name=p.name, scheme=p.scheme, clearing_system=p.clearing_system,
-                           clearing_code=p.clearing_code, role=p.role, status=p.status)
+    out = m.ParticipantOut(
+        id=p.id,
+        name=p.name,
+        scheme=p.scheme,
+        clearing_system=p.clearing_system,
+        clearing_code=p.clearing_code,
+        role=p.role,
+        status=p.status,
+    )
     return web.json_response(out.model_dump())
 
 
@@ -226,9 +305,15 @@ def _position_out(v: Any) -> dict[str, Any]:
     def f(x: int) -> str:
         return Money(x, v.currency).format()
 
-    return m.PositionOut(participant_id=v.participant_id, currency=v.currency, net=f(v.net),
-                         reserved=f(v.reserved), net_debit_cap=f(v.net_debit_cap),
-                         liquidity_cover=f(v.liquidity_cover), headroom=f(v.headroom)).model_dump()
+    return m.PositionOut(
+        participant_id=v.participant_id,
+        currency=v.currency,
+        net=f(v.net),
+        reserved=f(v.reserved),
+        net_debit_cap=f(v.net_debit_cap),
+        liquidity_cover=f(v.liquidity_cover),
+        headroom=f(v.headroom),
+    ).model_dump()
 
 
 async def get_positions(request: web.Request) -> web.StreamResponse:
@@ -246,18 +331,25 @@ async def get_lsm_queue(request: web.Request) -> web.StreamResponse:
         t = totals.setdefault(v.currency, [0, 0])
         t[0] += v.depth
         t[1] += v.value_minor
-    return web.json_response({
-        "queue": [
-            {"participant_id": v.participant_id, "currency": v.currency, "depth": v.depth,
-             "value": Money(v.value_minor, v.currency).format(), "value_minor": v.value_minor,
-             "oldest_queued_at": v.oldest_queued_at.isoformat()}
-            for v in views
-        ],
-        "totals": [
-            {"currency": c, "depth": d, "value": Money(val, c).format(), "value_minor": val}
-            for c, (d, val) in sorted(totals.items())
-        ],
-    })
+    return web.json_response(
+        {
+            "queue": [
+                {
+                    "participant_id": v.participant_id,
+                    "currency": v.currency,
+                    "depth": v.depth,
+                    "value": Money(v.value_minor, v.currency).format(),
+                    "value_minor": v.value_minor,
+                    "oldest_queued_at": v.oldest_queued_at.isoformat(),
+                }
+                for v in views
+            ],
+            "totals": [
+                {"currency": c, "depth": d, "value": Money(val, c).format(), "value_minor": val}
+                for c, (d, val) in sorted(totals.items())
+            ],
+        }
+    )
 
 
 def register(app: web.Application) -> None:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Str35 = Field(min_length=1, max_length=35, pattern=r"^[A-Za-z0-9/\-?:().,'+ ]+$")
 Amount = Field(pattern=r"^\d{1,13}(\.\d{1,5})?$", description="decimal amount, e.g. 1250.00")
 Currency = Field(pattern=r"^[A-Z]{3}$")
+# The values of clearing.model.TxStatus, as the API documents them.
+TxStatusCode = Literal["ACCP", "ACSP", "ACSC", "PDNG", "RJCT"]
 
 
 class _In(BaseModel):
@@ -27,7 +29,9 @@ class PartyIn(_In):
 
 
 class AccountIn(_In):
-    number: str | None = Field(default=None, min_length=1, max_length=34, pattern=r"^[A-Za-z0-9\-]+$")
+    number: str | None = Field(
+        default=None, min_length=1, max_length=34, pattern=r"^[A-Za-z0-9\-]+$"
+    )
     proxy: ProxyIn | None = None
 
 
@@ -52,13 +56,16 @@ class TransferIn(_In):
     priority: Literal["urgent", "normal"] = "normal"
     purpose: str | None = Field(default=None, max_length=35)
     remittance_info: str | None = Field(default=None, max_length=140)
-    uetr: str | None = Field(default=None, pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+    uetr: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
+    )
 
 
 class TransferOut(BaseModel):
     id: str | None
     end_to_end_id: str
-    status: Literal["ACCP", "ACSP", "ACSC", "PDNG", "RJCT"]
+    status: TxStatusCode
     reason: str | None = None
     message: str | None = None
     replay: bool = False
