@@ -270,7 +270,7 @@ async def _status(request: web.Request) -> web.StreamResponse:
         book.malformed += 1
         return _problem(400, "Bad Request", f"undecodable status report: {exc}")
     for r in reports:
-        if (r.original_msg_id or "").startswith(GATEWAY_MSG_ID_PREFIX):
+        if r.original_msg_id and r.original_msg_id.startswith(GATEWAY_MSG_ID_PREFIX):
             # A notice about a message the gateway delivered (or tried to deliver) to this
             # provider: RJCT means "expired unpaid"; one never received changes nothing.
             if r.status is TxStatus.RJCT and r.original_end_to_end_id:
