@@ -33,13 +33,13 @@ import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
 from typing import NamedTuple
 
 from lxml import etree
 
-from clearing.money import Money
+from clearing.money import AMOUNT_MINOR_MAX, Money, exponent
 
 CAMT053_NS = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 PACS009_NS = "urn:iso:std:iso:20022:tech:xsd:pacs.009.001.08"
@@ -158,22 +158,32 @@ def _by_participant(t: PositionTotal) -> str:
 
 
 class TransferRow(NamedTuple):
-    """One committed transfer leg in one currency. A NamedTuple because millions of them pass
-    through an export: it is built several times faster than a frozen dataclass."""
+    """One committed transfer leg in one currency, in the plain types a database stream yields:
+    millions pass through an export, so no Money or datetime is built per leg. Times are
+    ISO 8601 date-times with an offset (`booking_time`); the amount is in minor units."""
 
     transfer_id: str
     end_to_end_id: str
-    created_at: datetime
-    committed_at: datetime
+    created_at: str
+    committed_at: str
     payer_id: str
     payee_id: str
-    amount: Money
+    amount_minor: int
+    currency: str
     source_scheme: str
     destination_scheme: str
     debtor_name: str
     debtor_account: str
     creditor_name: str
     creditor_account: str
+
+
+def booking_time(dt: datetime) -> str:
+    """A leg's time as TransferRow carries it: UTC, microseconds, explicit offset. The database
+    source formats its timestamps the same way (see gateway.settlement_service)."""
+    if dt.tzinfo is None:
+        raise SettlementInputError("booking times must be timezone-aware")
+    return dt.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,6 +545,7 @@ class WindowStream:
         self.chunk_items = chunk_items or max(
             8, min(64, PENDING_ITEMS_MAX // max(1, len(self._pending)))
         )
+        self._scales = {c: 10 ** exponent(c) for c in self._currencies}
         agents = agents_xml(window)
         self._debtor_agents = {p: f"<DbtrAgt>{a}</DbtrAgt>" for p, a in agents.items()}
         self._creditor_agents = {p: f"<CdtrAgt>{a}</CdtrAgt>" for p, a in agents.items()}
@@ -575,55 +586,53 @@ class WindowStream:
         """Format a batch; return the files with a full chunk waiting (see `take`). Raises
         SettlementInputError on a leg outside the declared totals.
 
-        The hot loop of an export (millions of legs): locals instead of attributes, one
-        f-string per output line, the statement owner's own agent left out of its entries."""
+        The hot loop of an export (millions of legs): rows unpacked into locals, one f-string
+        per output line, the statement owner's own agent left out of its entries."""
         members, chunk, ready = self.members, self.chunk_items, []
         debtor_agents, creditor_agents = self._debtor_agents, self._creditor_agents
         mask_name, mask_account = self._mask_name, self._mask_account
         csv_lists, camt_lists, all_sums = self._csv_lists, self._camt_lists, self._sums
+        scales = self._scales
         entries = 0
         for r in rows:
-            amount, payer, payee = r.amount, r.payer_id, r.payee_id
-            ccy, minor = amount.currency, amount.minor
+            tid, e2e, created, committed, payer, payee, minor, ccy, src, dst, dn, da, cn, ca = r
             sums = all_sums.get(ccy)
-            if sums is None or minor <= 0 or payer == payee:
-                raise SettlementInputError(f"transfer {r.transfer_id}: not a settled leg")
+            if (
+                sums is None or type(minor) is not int or not 0 < minor <= AMOUNT_MINOR_MAX
+                or payer == payee
+            ):  # fmt: skip
+                raise SettlementInputError(f"transfer {tid}: not a settled leg")
             payer_in, payee_in = payer in members, payee in members
             if not (payer_in or payee_in):
-                raise SettlementInputError(f"transfer {r.transfer_id} is not of this set")
+                raise SettlementInputError(f"transfer {tid} is not of this set")
             if payer not in debtor_agents or payee not in debtor_agents:
-                raise SettlementInputError(f"transfer {r.transfer_id}: unknown party")
-            amt = amount.format()
-            committed = r.committed_at.isoformat()
-            tid, e2e = r.transfer_id, r.end_to_end_id
-            src, dst = r.source_scheme, r.destination_scheme
-            dn, da = mask_name(r.debtor_name), mask_account(r.debtor_account)
-            cn, ca = mask_name(r.creditor_name), mask_account(r.creditor_account)
-            joined = f"{tid}\x7f{e2e}\x7f{dn}\x7f{da}\x7f{cn}\x7f{ca}\x7f{src}\x7f{dst}"
+                raise SettlementInputError(f"transfer {tid}: unknown party")
+            if scales[ccy] == 100:
+                units, cents = divmod(minor, 100)
+                amt = f"{units}.{cents:02d}"
+            else:
+                amt = Money(minor, ccy).format()
+            dn, da, cn, ca = mask_name(dn), mask_account(da), mask_name(cn), mask_account(ca)
+            joined = (
+                f"{tid}\x7f{e2e}\x7f{dn}\x7f{da}\x7f{cn}\x7f{ca}\x7f{src}\x7f{dst}"
+                f"\x7f{created}\x7f{committed}"
+            )
             if (
                 _CARE_CHARS.search(joined) or _CARE_STARTS.search(joined)
                 or joined[0] in _CARE_FIRST or len(tid) > 35 or len(e2e) > 35
                 or len(da) > 34 or len(ca) > 34 or len(dn) > 140 or len(cn) > 140
             ):  # fmt: skip
-                line_a, line_b, details = _careful_row(r, committed, amt, dn, da, cn, ca)
+                line_a, line_b, details = _careful_row(r, amt, dn, da, cn, ca)
             else:
-                line_a = f"{tid},{e2e},{r.created_at.isoformat()},{committed},"
+                line_a = f"{tid},{e2e},{created},{committed},"
                 line_b = f",{payer},{payee},{amt},{ccy},{src},{dst},{dn},{da},{cn},{ca}\n"
                 details = (
                     f"<Refs><EndToEndId>{e2e}</EndToEndId><TxId>{tid}</TxId></Refs><RltdPties>"
                     f"<Dbtr><Pty><Nm>{dn}</Nm></Pty></Dbtr><DbtrAcct><Id><Othr><Id>{da}</Id>"
                     f"</Othr></Id></DbtrAcct><Cdtr><Pty><Nm>{cn}</Nm></Pty></Cdtr><CdtrAcct><Id>"
-                    f"<Othr><Id>{ca}</Id></Othr></Id></CdtrAcct></RltdPties>"
+                    f"<Othr><Id>{ca}</Id></Othr></Id></CdtrAcct></RltdPties><RltdAgts>"
                 )
-            head = f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>'
-            mid = (
-                f"</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt>"
-                "<BkTxCd><Domn><Cd>PMNT</Cd><Fmly><Cd>"
-            )
-            tail = (
-                f"</Cd><SubFmlyCd>{'DMCT' if src == dst else 'XBCT'}</SubFmlyCd></Fmly></Domn>"
-                f"</BkTxCd><NtryDtls><TxDtls>{details}<RltdAgts>"
-            )
+            family = "DMCT" if src == dst else "XBCT"
             if payer_in:
                 s = sums.get(payer)
                 if s is None:
@@ -635,7 +644,12 @@ class WindowStream:
                 if len(waiting) == chunk:
                     ready.append(detail_name(payer))
                 waiting = camt_lists[ccy][payer]
-                waiting.append(f"{head}DBIT{mid}ICDT{tail}{creditor_agents[payee]}{_ENTRY_END}")
+                waiting.append(
+                    f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK'
+                    f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn><Cd>"
+                    f"PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn>"
+                    f"</BkTxCd><NtryDtls><TxDtls>{details}{creditor_agents[payee]}{_ENTRY_END}"
+                )
                 if len(waiting) == chunk:
                     ready.append(statement_name(payer, ccy))
             if payee_in:
@@ -649,7 +663,12 @@ class WindowStream:
                 if len(waiting) == chunk:
                     ready.append(detail_name(payee))
                 waiting = camt_lists[ccy][payee]
-                waiting.append(f"{head}CRDT{mid}RCDT{tail}{debtor_agents[payer]}{_ENTRY_END}")
+                waiting.append(
+                    f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK'
+                    f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn><Cd>"
+                    f"PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn>"
+                    f"</BkTxCd><NtryDtls><TxDtls>{details}{debtor_agents[payer]}{_ENTRY_END}"
+                )
                 if len(waiting) == chunk:
                     ready.append(statement_name(payee, ccy))
             entries += payer_in + payee_in
@@ -658,24 +677,27 @@ class WindowStream:
 
 
 _ENTRY_END = "</RltdAgts></TxDtls></NtryDtls></Ntry>\n"
+# A booking time as `booking_time` and the database source write it.
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)\Z")
 
 
 def _careful_row(
-    r: TransferRow, committed: str, amt: str, dn: str, da: str, cn: str, ca: str
+    r: TransferRow, amt: str, dn: str, da: str, cn: str, ca: str
 ) -> tuple[str, str, str]:
     """The CSV halves and entry details of a leg whose text needs escaping, quoting or
-    leaving elements out."""
-    a = csv_text(
-        [(_cell(r.transfer_id), _cell(r.end_to_end_id), r.created_at.isoformat(), committed)]
-    )
+    leaving elements out. Times are taken as the source formatted them (not checked on the
+    plain path, where they hold nothing that needs escaping); here they must be ISO 8601."""
+    if not (_TIME_RE.match(r.created_at) and _TIME_RE.match(r.committed_at)):
+        raise SettlementInputError(f"transfer {r.transfer_id}: times are not ISO 8601")
+    a = csv_text([(_cell(r.transfer_id), _cell(r.end_to_end_id), r.created_at, r.committed_at)])
     b = csv_text(
-        [(r.payer_id, r.payee_id, amt, r.amount.currency, _cell(r.source_scheme),
+        [(r.payer_id, r.payee_id, amt, r.currency, _cell(r.source_scheme),
           _cell(r.destination_scheme), _cell(dn), _cell(da), _cell(cn), _cell(ca))]
     )  # fmt: skip
     ref = _xml(ref35(r.transfer_id), 35)
     refs = f"<Refs>{_el('EndToEndId', r.end_to_end_id, 35)}{_el('TxId', ref, 35)}</Refs>"
     parties = f"<RltdPties>{_party_xml('Dbtr', dn, da)}{_party_xml('Cdtr', cn, ca)}</RltdPties>"
-    return a[:-1] + ",", "," + b, refs + parties
+    return a[:-1] + ",", "," + b, refs + parties + "<RltdAgts>"
 
 
 def _balance(code: str, amount: str, ccy: str, ind: str, at: datetime) -> str:

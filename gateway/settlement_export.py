@@ -48,15 +48,16 @@ SIGNING_CONTEXT = b"baygate-settlement-manifest/1\n"  # domain separation for th
 MANIFEST_BYTES_MAX = 64 * 1024 * 1024
 BATCH_ROWS_MAX = 100_000
 READ_CHUNK_BYTES = 1024 * 1024
-FSYNC_THREADS = 4
+SEAL_THREADS = 4
 OPEN_THREADS = 8
 FILES_OPEN_MAX = 16_384
 FILES_OPEN_MIN = 8
 FD_RESERVE = 256  # descriptors left for the database pool, logs and the server
 
-# Every committed transfer leg of the window whose payer or payee is in the set, each once,
-# in batches (commit order reads best). Asked once per group of participants: usually once.
-RowSource = Callable[[frozenset[str]], AsyncIterator[Sequence[sf.TransferRow]]]
+# Every committed transfer leg of the window whose payer or payee is in the set (None: every
+# leg), each once, in batches (commit order reads best). Asked once per group of participants:
+# usually once, with None.
+RowSource = Callable[[frozenset[str] | None], AsyncIterator[Sequence[sf.TransferRow]]]
 Progress = Callable[[int, int], None]  # (entries written, entries expected)
 
 
@@ -86,30 +87,28 @@ def default_window_dir(data_dir: Path, window_id: str) -> Path:
 
 
 class _Out:
-    """A file being written in chunks, hashed on the way. Unbuffered: chunks are already several
-    kilobytes, and thousands of files are open at once. Not fsynced here: `_fsync_files` does
-    them all at the end, when the kernel has written most pages back in the background."""
+    """A file being written in chunks. Unbuffered: chunks are already tens of kilobytes, and
+    thousands of files are open at once. Neither hashed nor fsynced here: `_seal_files` does
+    both for every file at the end, on all cores, while the disk catches up."""
 
     def __init__(self, root: Path, rel: str, data: bytes = b"") -> None:
         self.rel = rel
         path = root / rel
         path.parent.mkdir(exist_ok=True)
         self._f = open(path, "xb", buffering=0)
-        self._hash = hashlib.sha256()
-        self._size_bytes = 0
+        self.size_bytes = 0
         self.write(data)
 
     def write(self, data: bytes) -> None:
-        self._hash.update(data)
         view = memoryview(data)
         while view:
             view = view[self._f.write(view) :]
-        self._size_bytes += len(data)
+        self.size_bytes += len(data)
 
-    def close(self, files: dict[str, dict[str, Any]], data: bytes = b"") -> None:
+    def close(self, sizes: dict[str, int], data: bytes = b"") -> None:
         self.write(data)
         self._f.close()
-        files[self.rel] = {"sha256": self._hash.hexdigest(), "size_bytes": self._size_bytes}
+        sizes[self.rel] = self.size_bytes
 
     def abandon(self) -> None:
         self._f.close()
@@ -141,17 +140,16 @@ async def export_window(
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.partial-{os.urandom(4).hex()}"
     tmp.mkdir(mode=0o750)
-    files: dict[str, dict[str, Any]] = {}
+    sizes: dict[str, int] = {}
     try:
         for ccy in window.currencies:
-            _Out(tmp, f"summary/{ccy}.csv", sf.summary_csv(window, ccy)).close(files)
+            _Out(tmp, f"summary/{ccy}.csv", sf.summary_csv(window, ccy)).close(sizes)
             if (pacs := sf.pacs009(window, ccy, generated_at)) is not None:
-                _Out(tmp, f"pacs009/{ccy}.xml", pacs).close(files)
+                _Out(tmp, f"pacs009/{ccy}.xml", pacs).close(sizes)
         entries = await _write_participant_files(
-            window, rows_for, tmp, files, masking, generated_at, progress
+            window, rows_for, tmp, sizes, masking, generated_at, progress
         )
-        if fsync:
-            await asyncio.to_thread(_fsync_files, tmp, list(files))
+        files = await asyncio.to_thread(_seal_files, tmp, sizes, fsync)
         manifest = _manifest(window, files, masking, generated_at, audit_chain_head)
         manifest["signature"] = _sign(manifest, key)
         await asyncio.to_thread(_publish, tmp, dest, manifest, fsync)
@@ -180,47 +178,68 @@ async def _write_participant_files(
     window: sf.Window,
     rows_for: RowSource,
     root: Path,
-    files: dict[str, dict[str, Any]],
+    sizes: dict[str, int],
     masking: sf.Masking,
     generated_at: datetime,
     progress: Progress | None,
 ) -> int:
     expected = sum(t.debit_count + t.credit_count for t in window.totals)
     done = 0
-    for group in _participant_groups(window, _files_open_budget()):
+    groups = _participant_groups(window, _files_open_budget())
+    for group in groups:
         stream = sf.WindowStream(window, group, masking, generated_at)
-        outs = await asyncio.to_thread(_open_all, root, stream.heads())
-        try:
-            async for batch in rows_for(stream.members):
+        with _Opener(root, stream.heads()) as outs:
+            async for batch in rows_for(stream.members if len(groups) > 1 else None):
                 if len(batch) > BATCH_ROWS_MAX:
                     raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
                 for rel in stream.feed(batch):
-                    outs[rel].write(stream.take(rel).encode())
+                    outs.get(rel).write(stream.take(rel).encode())
                 if progress is not None:
                     progress(done + stream.entries, expected)
             if problems := stream.mismatches():
                 raise sf.SettlementInputError("; ".join(problems[:20]))
             for rel, text in stream.tails().items():
-                outs.pop(rel).close(files, text.encode())
-        finally:
-            for out in outs.values():
-                out.abandon()
+                outs.close(rel, sizes, text.encode())
         done += stream.entries
     return done
 
 
-def _open_all(root: Path, heads: dict[str, str]) -> dict[str, _Out]:
-    """Create a group's files with their opening text. File creation waits on the journal
-    more than on the CPU, so a few threads overlap the waits."""
-    with ThreadPoolExecutor(max_workers=OPEN_THREADS) as pool:
-        futures = {rel: pool.submit(_Out, root, rel, head.encode()) for rel, head in heads.items()}
-    outs = {rel: f.result() for rel, f in futures.items() if f.exception() is None}
-    failed = [f.exception() for f in futures.values() if f.exception() is not None]
-    if failed:
-        for out in outs.values():
+class _Opener:
+    """A group's files, created with their opening text by a few threads while the rows
+    already stream: creating thousands of files waits on the file system journal (from well
+    under a second to a few seconds here, depending on other writers), and the first chunk
+    of a file is only due after some thousands of legs."""
+
+    def __init__(self, root: Path, heads: dict[str, str]) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=OPEN_THREADS)
+        self._pending = {
+            rel: self._pool.submit(_Out, root, rel, h.encode()) for rel, h in heads.items()
+        }
+        self._outs: dict[str, _Out] = {}
+
+    def get(self, rel: str) -> _Out:
+        out = self._outs.get(rel)
+        if out is None:
+            out = self._outs[rel] = self._pending.pop(rel).result()
+        return out
+
+    def close(self, rel: str, sizes: dict[str, int], tail: bytes) -> None:
+        self.get(rel).close(sizes, tail)
+        del self._outs[rel]
+
+    def __enter__(self) -> _Opener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close whatever is still open (an export that failed half-way)."""
+        for future in self._pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        for future in self._pending.values():
+            if not future.cancelled() and future.exception() is None:
+                future.result().abandon()
+        for out in self._outs.values():
             out.abandon()
-        raise failed[0]  # type: ignore[misc]
-    return outs
 
 
 def _participant_groups(window: sf.Window, files_max: int) -> list[list[str]]:
@@ -256,18 +275,23 @@ def _files_open_budget() -> int:
     return max(FILES_OPEN_MIN, min(FILES_OPEN_MAX, soft - FD_RESERVE))
 
 
-def _fsync_files(root: Path, rels: list[str]) -> None:
-    """fsync every file, a few at a time: each call only waits for what is still unwritten."""
+def _seal_files(root: Path, sizes: dict[str, int], fsync: bool) -> dict[str, dict[str, Any]]:
+    """SHA-256 and size of every file, each fsynced first when asked. Hashing the page cache
+    here rather than each chunk as it is written takes it off the formatting thread: a few
+    threads hash (the GIL is released) while the disk still writes the last pages back."""
 
-    def one(rel: str) -> None:
-        fd = os.open(root / rel, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    def one(rel: str) -> dict[str, Any]:
+        with open(root / rel, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+            size = f.tell()
+            if fsync:
+                os.fsync(f.fileno())
+        if size != sizes[rel]:
+            raise OSError(f"{rel}: {size} bytes on disk, {sizes[rel]} written")
+        return {"sha256": digest, "size_bytes": size}
 
-    with ThreadPoolExecutor(max_workers=FSYNC_THREADS) as pool:
-        list(pool.map(one, rels))
+    with ThreadPoolExecutor(max_workers=SEAL_THREADS) as pool:
+        return dict(zip(sizes, pool.map(one, sizes), strict=True))
 
 
 def _manifest(

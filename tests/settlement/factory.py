@@ -18,6 +18,7 @@ from clearing.settlement_files import (
     SettlementSystem,
     TransferRow,
     Window,
+    booking_time,
 )
 
 XSD_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "iso20022"
@@ -55,12 +56,12 @@ def reference_totals(
     """Every participant's totals in every currency it touched, summed one row at a time."""
     acc: dict[tuple[str, str], list[int]] = {}
     for r in rows:
-        ccy = r.amount.currency
+        ccy = r.currency
         debit = acc.setdefault((r.payer_id, ccy), [0, 0, 0, 0])
-        debit[0] += r.amount.minor
+        debit[0] += r.amount_minor
         debit[2] += 1
         credit = acc.setdefault((r.payee_id, ccy), [0, 0, 0, 0])
-        credit[1] += r.amount.minor
+        credit[1] += r.amount_minor
         credit[3] += 1
     return tuple(
         PositionTotal(
@@ -105,11 +106,12 @@ def row(
     return TransferRow(
         transfer_id=f"tr-{i:08d}",
         end_to_end_id=end_to_end_id if end_to_end_id is not None else f"E2E{i:010d}",
-        created_at=at,
-        committed_at=at + timedelta(milliseconds=250),
+        created_at=booking_time(at),
+        committed_at=booking_time(at + timedelta(milliseconds=250)),
         payer_id=payer,
         payee_id=payee,
-        amount=Money(minor, ccy),
+        amount_minor=minor,
+        currency=ccy,
         source_scheme=SCHEMES[i % 3],
         destination_scheme=SCHEMES[(i // 3) % 3],
         debtor_name=debtor_name,
@@ -122,8 +124,10 @@ def row(
 def source(rows: Sequence[TransferRow], batch_max: int = 3):
     """rows_for(participant_ids) over an in-memory list, in small batches."""
 
-    async def rows_for(members: frozenset[str]) -> AsyncIterator[list[TransferRow]]:
-        mine = [r for r in rows if r.payer_id in members or r.payee_id in members]
+    async def rows_for(members: frozenset[str] | None) -> AsyncIterator[list[TransferRow]]:
+        mine = [
+            r for r in rows if members is None or r.payer_id in members or r.payee_id in members
+        ]
         for i in range(0, len(mine), batch_max):
             yield mine[i : i + batch_max]
 

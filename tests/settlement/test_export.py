@@ -49,10 +49,10 @@ def test_control_totals_recomputed_on_read_match_the_reference(key, data) -> Non
             assert check.problems == []
             assert check.positions == {p: t for (p, c), t in reference.items() if c == ccy}
             control = result.manifest["control_totals"][ccy]
-            rows_ccy = [r for r in rows if r.amount.currency == ccy]
+            rows_ccy = [r for r in rows if r.currency == ccy]
             assert (
                 control["gross_debits"]
-                == Money(sum(r.amount.minor for r in rows_ccy), ccy).format()
+                == Money(sum(r.amount_minor for r in rows_ccy), ccy).format()
             )
             assert control["debit_count"] == control["credit_count"] == len(rows_ccy)
             assert control["net"] == Money(0, ccy).format()
@@ -132,7 +132,7 @@ def test_row_of_another_currency_is_refused(key, tmp_path) -> None:
     window = f.window_of(parts, rows)
 
     async def wrong(members: frozenset[str]):
-        yield [r._replace(amount=Money(r.amount.minor, "USD")) for r in rows]
+        yield [r._replace(currency="USD") for r in rows]
 
     with pytest.raises(sf.SettlementInputError, match="not a settled leg"):
         asyncio.run(export_window(window, wrong, tmp_path / "w", key=key))
