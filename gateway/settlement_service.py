@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,10 @@ async def export(
     out_dir: Path | None = None,
     audit_chain_head: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    masking: sf.Masking | None = None,
+    now: Callable[[], datetime] | None = None,
 ) -> ExportResult:
+    """What `baygate settlement export` and the close of a window run."""
     async with pool.acquire() as conn:
         window = await build_window(conn, window_id)
     dest = out_dir if out_dir is not None else default_window_dir(data_dir, str(window_id))
@@ -212,8 +216,10 @@ async def export(
         row_source(pool, window_id),
         dest,
         key=key,
+        masking=masking,
         audit_chain_head=audit_chain_head,
         progress=progress,
+        now=now,
     )
 
 
