@@ -69,6 +69,7 @@ class LsmRunner:
     _task: asyncio.Task[None] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _seen: set[str] = field(default_factory=set)
+    _seen_payers: set[tuple[str, str]] = field(default_factory=set)
     _idle: bool = False  # the queue was empty and its gauges published as such
 
     def wake(self) -> None:
@@ -172,15 +173,23 @@ class LsmRunner:
             self.on_release()
 
     async def _publish_queue(self) -> bool:
-        """Queue depth and value per currency for the metrics scrape; False when empty."""
+        """Queue depth and value per currency, and per payer and currency, for the metrics
+        scrape; False when the queue is empty."""
         depth: dict[str, int] = {}
         value: dict[str, int] = {}
+        payers: dict[tuple[str, str], tuple[int, int]] = {}
         for v in await self.store.queue_view():
             depth[v.currency] = depth.get(v.currency, 0) + v.depth
             value[v.currency] = value.get(v.currency, 0) + v.value_minor
+            payers[(v.participant_id, v.currency)] = (v.depth, v.value_minor)
         self._seen.update(depth)  # a currency whose queue emptied shows 0, not nothing
+        self._seen_payers.update(payers)  # bounded: directory participants x currencies
         rows = tuple(
             metrics.LsmQueueRow(c, depth.get(c, 0), value.get(c, 0)) for c in sorted(self._seen)
         )
-        metrics.set_snapshot(metrics.Snapshot(lsm_queue=rows))
+        payer_rows = tuple(
+            metrics.LsmPayerQueueRow(p, c, *payers.get((p, c), (0, 0)))
+            for p, c in sorted(self._seen_payers)
+        )
+        metrics.set_snapshot(metrics.Snapshot(lsm_queue=rows, lsm_payer_queue=payer_rows))
         return bool(depth)

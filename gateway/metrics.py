@@ -421,6 +421,16 @@ class LsmQueueRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LsmPayerQueueRow:
+    """One payer's queue in one currency (the alert on a growing queue is per participant)."""
+
+    participant: str
+    currency: str
+    depth: int
+    value_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the periodic collector read. A part left None keeps its previous value."""
 
@@ -430,6 +440,7 @@ class Snapshot:
     outbox: OutboxRow | None = None
     db_pool: DbPoolRow | None = None
     lsm_queue: tuple[LsmQueueRow, ...] | None = None
+    lsm_payer_queue: tuple[LsmPayerQueueRow, ...] | None = None
     taken_at_s: float = field(default_factory=time.time)
 
 
@@ -482,7 +493,8 @@ class _SnapshotCollector(Collector):
 
     def update(self, snap: Snapshot) -> None:
         parts = dict(self.parts)
-        for name in ("positions", "window", "settlements", "outbox", "db_pool", "lsm_queue"):
+        for name in ("positions", "window", "settlements", "outbox", "db_pool", "lsm_queue",
+                     "lsm_payer_queue"):
             value = getattr(snap, name)
             if value is not None:
                 parts[name] = value
@@ -514,6 +526,7 @@ class _SnapshotCollector(Collector):
             yield fam
         yield from self._settlements(parts.get("settlements"))  # type: ignore[arg-type]
         yield from self._lsm(parts.get("lsm_queue", ()))  # type: ignore[arg-type]
+        yield from self._lsm_payers(parts.get("lsm_payer_queue", ()))  # type: ignore[arg-type]
         stamp = GaugeMetricFamily(
             "baygate_snapshot_timestamp_seconds", "Unix time of the last state snapshot."
         )
@@ -548,6 +561,26 @@ class _SnapshotCollector(Collector):
         for labels, row in _distinct(((_currency(r.currency),), r) for r in rows):
             depth.add_metric(labels, float(row.depth))
             value.add_metric(labels, float(row.value_minor))
+        yield depth
+        yield value
+
+    @staticmethod
+    def _lsm_payers(rows: tuple[LsmPayerQueueRow, ...]) -> Iterator[GaugeMetricFamily]:
+        labels = ("participant", "currency")
+        depth = GaugeMetricFamily(
+            "baygate_lsm_participant_queue_depth",
+            "Transfers a participant has waiting in the LSM queue.",
+            labels=labels,
+        )
+        value = GaugeMetricFamily(
+            "baygate_lsm_participant_queue_value_minor",
+            "Value a participant has waiting in the LSM queue, minor units.",
+            labels=labels,
+        )
+        keyed = ((( _participant(r.participant), _currency(r.currency)), r) for r in rows)
+        for key, row in _distinct(keyed):
+            depth.add_metric(key, float(row.depth))
+            value.add_metric(key, float(row.value_minor))
         yield depth
         yield value
 

@@ -35,6 +35,7 @@ def touch_every_metric() -> None:
             outbox=metrics.OutboxRow(depth=0, oldest_age_s=0.0),
             db_pool=metrics.DbPoolRow(size=2, in_use=0, size_max=16),
             lsm_queue=(metrics.LsmQueueRow("HKD", 0, 0),),
+            lsm_payer_queue=(metrics.LsmPayerQueueRow("hk-801", "HKD", 0, 0),),
         )
     )
 

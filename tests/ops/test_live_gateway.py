@@ -137,6 +137,7 @@ async def offsetting_pair_through_the_lsm(stack: Stack) -> None:
     amount = headroom + 40_000
     assert await _send_one(stack, "hk-801", "hk-802", amount, "OPSLSMA1") == TxStatus.PDNG
     await _wait_metric(stack, "baygate_lsm_queue_depth", {"currency": "HKD"}, 1)
+    await _wait_metric(stack, "baygate_lsm_participant_queue_depth", {"participant": "hk-801", "currency": "HKD"}, 1)
     # 50.00 less back: both fit together, hk-801 using 50.00 of liquidity for the pair.
     assert await _send_one(stack, "hk-802", "hk-801", amount - 5_000, "OPSLSMB1") == TxStatus.PDNG
     await wait_quiet(stack)
@@ -301,6 +302,7 @@ async def test_lsm_release_is_served_live(live: Live) -> None:
     )
     assert released == 2
     assert values[("baygate_lsm_queue_depth", (("currency", "HKD"),))] == 0
+    assert values[("baygate_lsm_participant_queue_depth", (("currency", "HKD"), ("participant", "hk-801")))] == 0
     assert values[("baygate_lsm_liquidity_efficiency_ratio", (("currency", "HKD"),))] > 0
 
 
