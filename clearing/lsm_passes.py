@@ -137,12 +137,16 @@ def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     for i in todo:
         if not take(i):
             skipped[payer[i]].append(i)
+    # The smallest skipped amount per payer: a payer whose headroom is below it has
+    # nothing to retry, which saves rescanning a large participant's list on every credit.
+    smallest = [min((amount[i] for i in s), default=0) for s in skipped]
     retries = 0
     while credited and retries < RETRY_MAX:
         p = credited.pop()
-        if skipped[p]:
+        if skipped[p] and projected[p] - smallest[p] >= floor[p]:
             retries += 1
             skipped[p] = [i for i in skipped[p] if not take(i)]
+            smallest[p] = min((amount[i] for i in skipped[p]), default=0)
     return added
 
 
