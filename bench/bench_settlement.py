@@ -9,7 +9,7 @@ export is then checked with `verify_settlement_dir` and `reconcile` (not timed).
 
 Figures (medians of the runs):
 - settlement_export_s_1m: wall time of the export, database query included.
-- settlement_export_rss_mb: peak RSS of the exporting process.
+- settlement_export_rss_mb: peak RSS of the exporting process (VmHWM).
 - settlement_export_cpu_s_1m: CPU seconds (user + system) of the exporting process.
 - settlement_export_pg_cpu_s_1m: CPU seconds of the PostgreSQL server meanwhile (embedded
   server only; absent with DATABASE_URL).
@@ -154,6 +154,15 @@ def _child_synthetic(out_dir: Path, n: int, p: int) -> None:
     _report(lambda: export_window(window, _source(n, p), out_dir / "w", key=key))
 
 
+def _peak_rss_kb() -> int:
+    """VmHWM: the peak RSS of this process image. Not ru_maxrss, which Linux carries over
+    exec from the parent (here the loader, holding rows for COPY)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _report(make) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
@@ -161,11 +170,12 @@ def _report(make) -> None:
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     size = sum(f["size_bytes"] for f in result.manifest["files"].values())
-    print(json.dumps({"seconds": seconds, "rss_mb": usage.ru_maxrss / 1024,
+    print(json.dumps({"seconds": seconds, "rss_mb": _peak_rss_kb() / 1024,
                       "entries": result.entries,
                       "cpu_user_s": usage.ru_utime - before.ru_utime,
                       "cpu_sys_s": usage.ru_stime - before.ru_stime,
-                      "files": len(result.manifest["files"]), "bytes": size}))  # fmt: skip
+                      "files": len(result.manifest["files"]), "bytes": size,
+                      "pg_cpu_s": result.manifest.get("pg_cpu_s")}))  # fmt: skip
 
 
 # ---------------------------------------------------------------- database
@@ -240,8 +250,9 @@ def _transfer_json(i: int, a: str, b: str, ccy: str, minor: int, src: str, dst: 
 
 
 async def _load(dsn: str, n: int, p: int) -> None:
-    """Participants, settlement systems, one closed window of n committed transfers, the
-    gateway's records of them and the window's running totals, as the commit path leaves them."""
+    """Participants, settlement systems, one closed window of n committed transfers, their
+    ledger entries, the gateway's records of them and the window's running totals, as the
+    commit path leaves them."""
     import asyncpg
 
     ids = [f"p{q:04d}" for q in range(p)]
@@ -286,6 +297,13 @@ async def _load(dsn: str, n: int, p: int) -> None:
                 records=clearing,
             )  # fmt: skip
             await conn.copy_records_to_table(
+                "clearing_ledger_entries",
+                columns=["journal_id", "leg_no", "participant_id", "currency", "amount",
+                         "window_id", "posted_at"],
+                records=[(c[0], 1, who, c[6], sign * c[7], WINDOW_ID, c[10])
+                         for c in clearing for who, sign in ((c[4], 1), (c[5], -1))],
+            )  # fmt: skip
+            await conn.copy_records_to_table(
                 "transfers",
                 columns=["id", "sender_id", "receiver_id", "source_scheme", "destination_scheme",
                          "msg_id", "end_to_end_id", "payload_sha256", "state", "tx_status",
@@ -298,24 +316,33 @@ async def _load(dsn: str, n: int, p: int) -> None:
             records=[(WINDOW_ID, ids[q], c, d, cr)
                      for (q, c), (d, cr, _, _) in sorted(_sums(n, p).items())],
         )  # fmt: skip
-        await conn.execute("ANALYZE")
+        await conn.execute("VACUUM ANALYZE")  # as autovacuum would have by the time of export
     finally:
         await conn.close()
 
 
-def _child_db(dsn: str, out_dir: Path) -> None:
+def _child_db(dsn: str, out_dir: Path, postmaster: int) -> None:
+    """One export; with the postmaster's pid, also the CPU its processes used meanwhile
+    (read before the pool closes, while the export's backends still live)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+    from bench.cpu import children, process_cpu_s
     from gateway import settlement_service
+
+    def pg_cpu_s() -> float:
+        return sum(process_cpu_s(p) for p in children(postmaster)) if postmaster else 0.0
 
     async def export():
         import asyncpg
 
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         try:
-            return await settlement_service.export(
+            before = pg_cpu_s()
+            result = await settlement_service.export(
                 pool, out_dir, Ed25519PrivateKey.generate(), WINDOW_ID, out_dir=out_dir / "w"
             )
+            result.manifest["pg_cpu_s"] = pg_cpu_s() - before
+            return result
         finally:
             await pool.close()
 
@@ -357,12 +384,13 @@ async def _db_runs(n: int, p: int, runs: int, check: bool) -> list[dict[str, flo
     out = []
     async with _database() as (dsn, postmaster):
         await _load(dsn, n, p)
-        meter = CpuMeter({"pg": postmaster} if postmaster else {}, trees=frozenset({"pg"}))
+        meter = CpuMeter({})
         for i in range(runs):
             tmp = Path(tempfile.mkdtemp(prefix="baygate-bench-settlement-"))
             try:
                 before = meter.snapshot()
-                figures = await asyncio.to_thread(_spawn, ["--child-db", dsn, str(tmp)])
+                args = ["--child-db", dsn, str(tmp), str(postmaster or 0)]
+                figures = await asyncio.to_thread(_spawn, args)
                 figures.update(CpuMeter.since(before, meter.snapshot()))
                 if check and i == 0:
                     await _check(dsn, tmp / "w")
@@ -394,8 +422,8 @@ def run() -> dict[str, float | int]:
         "settlement_export_cpu_s_1m": _median(runs, "cpu_s"),
         "settlement_export_machine_busy_s_1m": _median(runs, "machine"),
     }
-    if "pg" in runs[0]:
-        out["settlement_export_pg_cpu_s_1m"] = _median(runs, "pg")
+    if runs[0]["pg_cpu_s"]:
+        out["settlement_export_pg_cpu_s_1m"] = _median(runs, "pg_cpu_s")
     synthetic = [_synthetic_run(TRANSFERS, PARTICIPANTS) for _ in range(RUNS)]
     out["settlement_export_synthetic_s_1m"] = _median(synthetic, "seconds")
     return out
@@ -405,8 +433,8 @@ if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "--child":
         n, p = (int(x) for x in sys.argv[3:5]) if len(sys.argv) >= 5 else (TRANSFERS, PARTICIPANTS)
         _child_synthetic(Path(sys.argv[2]), n, p)
-    elif len(sys.argv) >= 4 and sys.argv[1] == "--child-db":
-        _child_db(sys.argv[2], Path(sys.argv[3]))
+    elif len(sys.argv) >= 5 and sys.argv[1] == "--child-db":
+        _child_db(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
     else:
         n = int(os.environ.get("N", TRANSFERS))
         for r in asyncio.run(_db_runs(n, PARTICIPANTS, int(os.environ.get("RUNS", 1)), True)):

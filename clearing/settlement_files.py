@@ -22,7 +22,10 @@ plain path only when a scan finds nothing to escape, quote or leave out; otherwi
 The output is validated against the official XSDs in the tests.
 
 Person data (debtor and creditor names and accounts) is masked per `Masking`, keeping the
-last characters. Amounts are always `Money.format()` strings.
+last characters. Amounts are written as `Money.format()` writes them (in the hot loop by a
+divmod of the minor units, never a Decimal). Legs arrive in plain types (`TransferRow`), their
+times already ISO 8601 text, because building a datetime and a Money per leg cost more than
+everything else the database source does.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ Layout of `<dest>/` (by default `$BAYGATE_DATA_DIR/settlements/<window id>/`):
     manifest.json                SHA-256 and size of every file, control totals, signature
 
 Transfer legs come from `rows_for(participant_ids)`, an async iterator of batches of every
-committed leg of the window touching those participants, each once. Each leg is formatted
-once and appended to its payer's and payee's files, so every participant's files are open
-together; when the descriptor limit cannot hold them all, participants are taken in groups
-and the source is asked once per group. Memory holds one batch and a short chunk per file.
+committed leg of the window touching those participants (None: all), each once. Each leg is
+formatted once and appended to its payer's and payee's files, so every participant's files
+are open together; when the descriptor limit cannot hold them all, participants are taken in
+groups and the source is asked once per group. Memory holds one batch and a short chunk per
+file. Files are created by a few threads while the first rows already stream, and hashed and
+fsynced by a few threads at the end (see docs/decisions/0010 for the measured reasons).
 
 Files are written into a hidden sibling folder and renamed into place once the manifest is
 signed, so a reader never sees a half-written settlement; an existing destination is refused.

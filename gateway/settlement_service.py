@@ -2,8 +2,11 @@
 
 `build_window` reads what the clearing engine closed (running totals per participant and
 currency, O(participants x currencies)) plus leg counts; `row_source` streams the window's
-committed legs with the payment details from the gateway's records, in batches through a
-server-side cursor, so an export runs in constant memory.
+committed legs with the payment details from the gateway's records by COPY TO STDOUT in text
+form, in booking order straight off the window index (migration 0050), a few socket reads
+ahead of the formatting, so an export runs in constant memory. PostgreSQL formats the times
+and reads the JSON on its own core; the exporter only splits lines into `sf.TransferRow`s
+(no asyncpg Record, datetime or Money per leg). See docs/decisions/0010.
 """
 
 from __future__ import annotations
