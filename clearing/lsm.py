@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from clearing import lsm_exact, lsm_passes
+from clearing import lsm_exact, lsm_groups, lsm_passes
 from clearing.money import Money
 
 # A resolver run over more transfers than this is a caller bug: page the queue instead.
@@ -258,6 +258,8 @@ def _resolve_book(
     by = {i: Pass.FIFO for i in range(len(included)) if included[i]}
     if mode in (Pass.BYPASS, Pass.EXACT):
         for i in lsm_passes.bypass(book, included, projected):
+            by[i] = Pass.BYPASS
+        for i in lsm_groups.add_cycles(book, included, projected):
             by[i] = Pass.BYPASS
     chosen = sorted(by)
     if mode is not Pass.EXACT:

@@ -9,6 +9,7 @@ See `clearing.lsm` for what the passes mean; this module only says how.
 from __future__ import annotations
 
 import bisect
+import random
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 RETRY_MAX = 100_000
 # Offsetting looks at most this many transfers either side of a shortfall per choice.
 PICK_SCAN_MAX = 128
+# Bypass runs at most this many offsetting tries, and fewer on large queues: tries times
+# transfers left out by FIFO stays below OFFSET_WORK_MAX (two tries at least).
+OFFSET_TRIES_MAX = 32
+OFFSET_WORK_MAX = 24_000
+SHUFFLE_SEED = 20_250_101
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,20 +87,24 @@ def fifo(book: Book) -> tuple[list[bool], list[int]]:
 
 
 def bypass(book: Book, included: list[bool], projected: list[int]) -> list[int]:
-    """Release more of what FIFO left queued, giving up queue order; the best of three tries.
+    """Release more of what FIFO left queued, giving up queue order; the best of several tries.
 
-    Plain: `readd` alone. Offsetting: `offset`, then `readd`, once with the participants
-    below their floor visited last-found first and once first-found first: the dropping is
-    greedy, and on large gridlocks which of the two ends better varies from snapshot to
-    snapshot. All tries keep every FIFO release and only add, so none releases less than
-    FIFO; the one releasing most value wins (the earlier try on a tie). Updates `included`
-    and `projected` in place, returns indices added.
+    Plain: `readd` alone. Offsetting: `offset`, then `readd`, with the participants below
+    their floor visited last-found first, first-found first, then in shuffled orders (a
+    fixed seed, so the result depends on the snapshot only) while OFFSET_WORK_MAX allows:
+    the dropping is greedy, and on large gridlocks which order ends best varies from
+    snapshot to snapshot, and widely. All tries keep every FIFO release and only add, so
+    none releases less than FIFO; the one releasing most value wins (the earlier try on a
+    tie). Updates `included` and `projected` in place, returns indices added.
     """
     amount = book.amount
+    left = max(1, included.count(False))
+    shuffles = min(OFFSET_TRIES_MAX, OFFSET_WORK_MAX // left) - 2
+    rnd = random.Random(SHUFFLE_SEED)
     best: tuple[int, list[int], list[bool], list[int]] | None = None
-    for how in (None, "lifo", "fifo"):
+    for how in (None, "lifo", "fifo", *["shuffle"] * max(0, shuffles)):
         inc, proj = list(included), list(projected)
-        added = [] if how is None else offset(book, inc, proj, lifo=how == "lifo")
+        added = [] if how is None else offset(book, inc, proj, order=how, rnd=rnd)
         added += readd(book, inc, proj)
         value = sum(amount[i] for i in added)
         if best is None or value > best[0]:
@@ -151,7 +161,12 @@ def readd(book: Book, included: list[bool], projected: list[int]) -> list[int]:
 
 
 def offset(
-    book: Book, included: list[bool], projected: list[int], *, lifo: bool = True
+    book: Book,
+    included: list[bool],
+    projected: list[int],
+    *,
+    order: str = "lifo",
+    rnd: random.Random | None = None,
 ) -> list[int]:
     """Gridlock resolution among left-out transfers, ignoring queue order.
 
@@ -159,8 +174,9 @@ def offset(
     participant is below its floor, drop one of its tentative transfers, chosen to do the
     least harm (see `_pick`). Dropping all of a participant's tentative transfers brings it
     back to at least where it started, which held its floor, so the loop ends with every
-    floor held. Every transfer is dropped at most once. `lifo` chooses which participant
-    below its floor is seen to next: the one found last, or the one found first.
+    floor held. Every transfer is dropped at most once. `order` chooses which participant
+    below its floor is seen to next: the one found last ("lifo"), the one found first
+    ("fifo"), or one drawn from `rnd` ("shuffle").
     """
     payer, payee, amount, floor = book.payer, book.payee, book.amount, book.floor
     todo = [i for i in range(len(included)) if not included[i]]
@@ -175,8 +191,11 @@ def offset(
         out.sort(key=lambda i: (amount[i], i))
     sizes = [[amount[i] for i in out] for out in outgoing]
     work = deque(p for p in range(len(projected)) if projected[p] < floor[p])
-    take = work.pop if lifo else work.popleft
+    take = work.popleft if order == "fifo" else work.pop
     while work:
+        if order == "shuffle":
+            assert rnd is not None, "a shuffled order needs its random source"
+            work.rotate(-rnd.randrange(len(work)))
         p = take()
         while projected[p] < floor[p]:
             i = _pick(book, outgoing[p], sizes[p], live, projected, floor[p] - projected[p])
