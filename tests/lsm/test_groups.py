@@ -1,0 +1,69 @@
+"""Adding whole cycles of left-out transfers: what the last bypass step may and may not do."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearing import lsm_groups, lsm_passes
+from clearing.lsm import Pass, PositionSnapshot, check_release, make_book, resolve
+
+from .reference import balances, queues
+from .test_cases import tx
+
+
+def _start(queue, bal, *, readd: bool):
+    book = make_book(queue, bal, "HKD")
+    included, projected = lsm_passes.fifo(book)
+    if readd:
+        lsm_passes.readd(book, included, projected)
+    return book, included, projected
+
+
+@settings(max_examples=200, deadline=None)
+@given(queues(size_max=16, currencies=("HKD",)), balances(currencies=("HKD",)), st.booleans())
+def test_cycles_keep_floors_and_only_add(queue, bal, readd: bool) -> None:
+    book, included, projected = _start(queue, bal, readd=readd)
+    before = list(included)
+    added = lsm_groups.add_cycles(book, included, projected)
+    assert all(included[i] for i in range(len(before)) if before[i]), "a release was taken back"
+    assert sorted(added) == [i for i in range(len(before)) if included[i] and not before[i]]
+    chosen = [i for i in range(len(included)) if included[i]]
+    assert check_release([book.txs[i] for i in chosen], bal) == []
+    assert projected == book.project(chosen)
+    value_before = sum(a for a, inc in zip(book.amount, before, strict=True) if inc)
+    assert sum(book.amount[i] for i in chosen) >= value_before
+
+
+@settings(max_examples=100, deadline=None)
+@given(queues(size_max=16, currencies=("HKD",)), balances(currencies=("HKD",)))
+def test_cycles_are_deterministic(queue, bal) -> None:
+    runs = []
+    for _ in range(2):
+        book, included, projected = _start(queue, bal, readd=True)
+        runs.append((lsm_groups.add_cycles(book, included, projected), included, projected))
+    assert runs[0] == runs[1]
+
+
+def test_an_uneven_cycle_that_no_single_transfer_can_start_is_added_whole() -> None:
+    """A pays B 100, B pays C 120, C pays A 90: each leg alone breaks its payer's cap.
+
+    Round the cycle A ends 10 down (cap 10), B 20 down (cap 20), C 30 up: it fits.
+    """
+    queue = [tx("ab", "A", "B", 100, 1), tx("bc", "B", "C", 120, 2), tx("ca", "C", "A", 90, 3)]
+    bal = {("A", "HKD"): PositionSnapshot(0, 10), ("B", "HKD"): PositionSnapshot(0, 20)}
+    book = make_book(queue, bal, "HKD")
+    included, projected = [False] * 3, list(book.position)
+    assert lsm_passes.readd(book, included, projected) == []
+    added = lsm_groups.add_cycles(book, included, projected)
+    assert sorted(book.txs[i].id for i in added) == ["ab", "bc", "ca"]
+    assert dict(zip(book.names, projected, strict=True)) == {"A": -10, "B": -20, "C": 30}
+
+
+def test_a_cycle_one_member_cannot_afford_is_left_queued() -> None:
+    queue = [tx("ab", "A", "B", 100, 1), tx("bc", "B", "C", 121, 2), tx("ca", "C", "A", 90, 3)]
+    bal = {("A", "HKD"): PositionSnapshot(0, 10), ("B", "HKD"): PositionSnapshot(0, 20)}
+    book = make_book(queue, bal, "HKD")
+    included, projected = [False] * 3, list(book.position)
+    assert lsm_groups.add_cycles(book, included, projected) == []
+    assert resolve(queue, bal, mode=Pass.BYPASS).released == ()
