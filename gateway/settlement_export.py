@@ -59,7 +59,7 @@ FD_RESERVE = 256  # descriptors left for the database pool, logs and the server
 # Every committed transfer leg of the window whose payer or payee is in the set (None: every
 # leg), each once, in batches (commit order reads best). Asked once per group of participants:
 # usually once, with None.
-RowSource = Callable[[frozenset[str] | None], AsyncIterator[Sequence[sf.TransferRow]]]
+RowSource = Callable[[frozenset[str] | None], AsyncIterator[Sequence[sf.Leg]]]
 Progress = Callable[[int, int], None]  # (entries written, entries expected)
 
 

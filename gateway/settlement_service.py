@@ -126,7 +126,7 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
     """The window's committed legs touching the participants (None: all), streamed with
     COPY TO STDOUT in chunks of whole lines; at most `chunks_ahead` chunks wait unparsed."""
 
-    async def rows_for(members: frozenset[str] | None) -> AsyncIterator[Sequence[sf.TransferRow]]:
+    async def rows_for(members: frozenset[str] | None) -> AsyncIterator[Sequence[sf.Leg]]:
         async with (
             pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -173,22 +173,72 @@ def _whole_lines(text: str) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _legs(text: str, members: frozenset[str] | None) -> list[sf.TransferRow]:
-    """COPY text lines to legs: a plain split unless a field holds an escaped character."""
-    out: list[sf.TransferRow] = []
-    make = sf.TransferRow._make
-    for line in text.split("\n")[:-1] if text else ():
-        f = line.split("\t")
-        if len(f) != _COLUMNS:
-            raise sf.SettlementInputError(f"database line with {len(f)} fields, not {_COLUMNS}")
-        if "\\" in line:
-            f = [_COPY_ESCAPE_RE.sub(_unescape, v) for v in f]
-        tid, e2e, created, committed, payer, payee, minor, ccy, payee2, minor2, ccy2, *rest = f
+def _legs(text: str, members: frozenset[str] | None) -> list[sf.Leg]:
+    """COPY text lines to legs. The whole chunk is split at once and cut into lines of
+    `_COLUMNS` fields (COPY escapes tabs and newlines inside values, so the count is exact):
+    half the cost of splitting line by line."""
+    fields = text.replace("\n", "\t").split("\t")
+    if len(fields) % _COLUMNS != 1 or fields[-1]:
+        raise sf.SettlementInputError(f"database lines of other than {_COLUMNS} fields")
+    if "\\" in text:
+        fields = [_COPY_ESCAPE_RE.sub(_unescape, v) if "\\" in v else v for v in fields]
+    out: list[sf.Leg] = []
+    append = out.append
+    lines = zip(
+        *[iter(fields)] * _COLUMNS, strict=False
+    )  # the empty field after the last line stays
+    for (
+        tid,
+        e2e,
+        created,
+        committed,
+        payer,
+        payee,
+        minor,
+        ccy,
+        payee2,
+        minor2,
+        ccy2,
+        *rest,
+    ) in lines:
+        src, dst, dn, da, cn, ca = rest
         if members is None or payer in members or payee in members:
-            out.append(make((tid, e2e, created, committed, payer, payee, int(minor), ccy, *rest)))
+            append(
+                (
+                    tid,
+                    e2e,
+                    created,
+                    committed,
+                    payer,
+                    payee,
+                    int(minor),
+                    ccy,
+                    src,
+                    dst,
+                    dn,
+                    da,
+                    cn,
+                    ca,
+                )
+            )
         if payee2 and (members is None or payee in members or payee2 in members):
-            out.append(
-                make((tid, e2e, created, committed, payee, payee2, int(minor2), ccy2, *rest))
+            append(
+                (
+                    tid,
+                    e2e,
+                    created,
+                    committed,
+                    payee,
+                    payee2,
+                    int(minor2),
+                    ccy2,
+                    src,
+                    dst,
+                    dn,
+                    da,
+                    cn,
+                    ca,
+                )
             )
     return out
 
