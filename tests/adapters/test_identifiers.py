@@ -3,6 +3,8 @@ independently written reference rules."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -168,3 +170,43 @@ def test_macau_bir_format(value: str, ok: bool) -> None:
 )
 def test_party_ids_by_type(type_code: str, value: str, ok: bool) -> None:
     assert (ids.party_id_error(type_code, value) is None) == ok
+
+
+def _stdnum_says_valid(value: str) -> bool:
+    """python-stdnum's own verdict, with its KeyError for codes known only above county
+    level read as "not valid" (the adapter must never let that exception through)."""
+    from stdnum.cn import ric
+
+    try:
+        return bool(ric.is_valid(value))
+    except KeyError:
+        return False
+
+
+# Region codes: assigned ones, retired ones, ones never assigned, and 110003, which
+# python-stdnum knows only above county level (it raises KeyError there).
+_REGIONS = ["110105", "310104", "440106", "440300", "110003", "110000", "999999", "000000", "445381"]
+
+
+@given(
+    region=st.sampled_from(_REGIONS),
+    born=st.dates(datetime(1900, 1, 1).date(), datetime(2030, 12, 31).date()),
+    seq=st.integers(0, 999),
+    check=st.sampled_from([None, *"0123456789X"]),
+)
+def test_resident_id_check_agrees_with_python_stdnum(region: str, born, seq: int, check) -> None:
+    """The remembered region look-up gives python-stdnum's answer for every ID, whatever the
+    region, birth date and check character (right or wrong)."""
+    from stdnum.cn import ric
+
+    body = f"{region}{born:%Y%m%d}{seq:03d}"
+    value = body + (check if check is not None else ric.calc_check_digit(body + "0"))
+    assert (cn.ric_error(value) is None) == _stdnum_says_valid(value)
+
+
+def test_resident_id_region_known_only_above_county_level_is_refused_not_raised() -> None:
+    from stdnum.cn import ric
+
+    body = "11000319900101123"
+    value = body + ric.calc_check_digit(body + "0")
+    assert cn.ric_error(value) is not None
