@@ -14,6 +14,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import csr_array
+
 if TYPE_CHECKING:
     from clearing.lsm import QueuedTransfer
 
@@ -26,6 +30,12 @@ PICK_SCAN_MAX = 128
 OFFSET_TRIES_MAX = 32
 OFFSET_WORK_MAX = 24_000
 SHUFFLE_SEED = 20_250_101
+# Offsetting tries guided by the linear relaxation: at most RELAXED_TRIES_MAX, tries times
+# transfers left out at most RELAXED_WORK_MAX; the relaxation is solved only when two fit.
+RELAXED_TRIES_MAX = 8
+RELAXED_WORK_MAX = 8_000
+# A transfer the relaxation settles at least this fraction of counts as settled whole.
+RELAXED_WHOLE_MIN = 0.999
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +111,16 @@ def bypass(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     left = max(1, included.count(False))
     shuffles = min(OFFSET_TRIES_MAX, OFFSET_WORK_MAX // left) - 2
     rnd = random.Random(SHUFFLE_SEED)
+    tries: list[tuple[str | None, list[bool] | None]] = [(None, None), ("lifo", None)]
+    tries += [("fifo", None)] + [("shuffle", None)] * max(0, shuffles)
+    guided = min(RELAXED_TRIES_MAX, RELAXED_WORK_MAX // left)
+    keep = relaxation_keep(book, included) if guided >= 2 else None
+    if keep is not None:
+        tries += [("lifo", keep)] + [("shuffle", keep)] * (guided - 1)
     best: tuple[int, list[int], list[bool], list[int]] | None = None
-    for how in (None, "lifo", "fifo", *["shuffle"] * max(0, shuffles)):
+    for how, marks in tries:
         inc, proj = list(included), list(projected)
-        added = [] if how is None else offset(book, inc, proj, order=how, rnd=rnd)
+        added = [] if how is None else offset(book, inc, proj, order=how, rnd=rnd, keep=marks)
         added += readd(book, inc, proj)
         value = sum(amount[i] for i in added)
         if best is None or value > best[0]:
@@ -167,6 +183,7 @@ def offset(
     *,
     order: str = "lifo",
     rnd: random.Random | None = None,
+    keep: list[bool] | None = None,
 ) -> list[int]:
     """Gridlock resolution among left-out transfers, ignoring queue order.
 
@@ -176,20 +193,24 @@ def offset(
     back to at least where it started, which held its floor, so the loop ends with every
     floor held. Every transfer is dropped at most once. `order` chooses which participant
     below its floor is seen to next: the one found last ("lifo"), the one found first
-    ("fifo"), or one drawn from `rnd` ("shuffle").
+    ("fifo"), or one drawn from `rnd` ("shuffle"). With `keep`, a participant drops the
+    transfers not marked there before any marked one.
     """
     payer, payee, amount, floor = book.payer, book.payee, book.amount, book.floor
     todo = [i for i in range(len(included)) if not included[i]]
-    outgoing: list[list[int]] = [[] for _ in book.names]
+    # tiers[0]: dropped first (not marked in `keep`); tiers[1]: the marked ones.
+    tiers: list[list[list[int]]] = [[[] for _ in book.names] for _ in range(2)]
     live = list(included)
     for i in todo:
         projected[payer[i]] -= amount[i]
         projected[payee[i]] += amount[i]
-        outgoing[payer[i]].append(i)
+        tiers[1 if keep is not None and keep[i] else 0][payer[i]].append(i)
         live[i] = True
-    for out in outgoing:
-        out.sort(key=lambda i: (amount[i], i))
-    sizes = [[amount[i] for i in out] for out in outgoing]
+    for outgoing in tiers:
+        for out in outgoing:
+            out.sort(key=lambda i: (amount[i], i))
+    sizes = [[[amount[i] for i in out] for out in outgoing] for outgoing in tiers]
+    unmarked_live = [len(out) for out in tiers[0]]
     work = deque(p for p in range(len(projected)) if projected[p] < floor[p])
     take = work.popleft if order == "fifo" else work.pop
     while work:
@@ -198,7 +219,10 @@ def offset(
             work.rotate(-rnd.randrange(len(work)))
         p = take()
         while projected[p] < floor[p]:
-            i = _pick(book, outgoing[p], sizes[p], live, projected, floor[p] - projected[p])
+            t = 0 if unmarked_live[p] else 1
+            need = floor[p] - projected[p]
+            i = _pick(book, tiers[t][p], sizes[t][p], live, projected, need)
+            unmarked_live[p] -= t == 0
             live[i] = False
             projected[p] += amount[i]
             q = payee[i]
@@ -209,6 +233,40 @@ def offset(
     for i in added:
         included[i] = True
     return added
+
+
+def relaxation_keep(book: Book, included: list[bool]) -> list[bool] | None:
+    """Transfers the linear relaxation settles whole, on top of `included`; None if unsolved.
+
+    The relaxation (each left-out transfer may settle in any fraction) is near integral
+    on stressed queues and worth only a few per cent more than the best whole release, so
+    the transfers it settles whole are the ones offsetting should keep longest. Only an
+    ordering hint: floors are enforced in integers by `offset`, never by the solver.
+    """
+    left = [i for i, done in enumerate(included) if not done]
+    if not left:
+        return None
+    k = len(left)
+    rows = [book.payer[i] for i in left] + [book.payee[i] for i in left]
+    data = [book.amount[i] for i in left] + [-book.amount[i] for i in left]
+    matrix = csr_array(
+        (np.asarray(data, dtype=np.float64), (rows, list(range(k)) * 2)), (len(book.names), k)
+    )
+    headroom = np.asarray(projected_headroom(book, included), dtype=np.float64)
+    cost = -np.asarray([book.amount[i] for i in left], dtype=np.float64)
+    res = linprog(cost, A_ub=matrix, b_ub=headroom, bounds=(0, 1), method="highs")
+    if res.status != 0 or res.x is None:
+        return None
+    keep = [False] * len(included)
+    for j, i in enumerate(left):
+        keep[i] = bool(res.x[j] > RELAXED_WHOLE_MIN)
+    return keep
+
+
+def projected_headroom(book: Book, included: list[bool]) -> list[int]:
+    """Per participant: how far the release `included` leaves it above its floor."""
+    projected = book.project([i for i, done in enumerate(included) if done])
+    return [projected[p] - book.floor[p] for p in range(len(projected))]
 
 
 def _pick(
