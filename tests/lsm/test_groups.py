@@ -1,6 +1,8 @@
-"""Adding whole cycles of left-out transfers: what the last bypass step may and may not do."""
+"""Bypass steps after FIFO: guided offsetting and adding whole cycles of left-out transfers."""
 
 from __future__ import annotations
+
+import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +11,7 @@ from clearing import lsm_groups, lsm_passes
 from clearing.lsm import Pass, PositionSnapshot, check_release, make_book, resolve
 
 from .reference import balances, queues
-from .test_cases import tx
+from .test_cases import CYCLE, tx
 
 
 def _start(queue, bal, *, readd: bool):
@@ -67,3 +69,46 @@ def test_a_cycle_one_member_cannot_afford_is_left_queued() -> None:
     included, projected = [False] * 3, list(book.position)
     assert lsm_groups.add_cycles(book, included, projected) == []
     assert resolve(queue, bal, mode=Pass.BYPASS).released == ()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    queues(size_max=16, currencies=("HKD",)),
+    balances(currencies=("HKD",)),
+    st.data(),
+    st.sampled_from(["lifo", "fifo", "shuffle"]),
+)
+def test_offsetting_with_any_marks_keeps_floors_and_only_adds(queue, bal, data, order) -> None:
+    """Whatever `keep` marks (the relaxation's hint, or nonsense), floors hold in integers."""
+    book, included, projected = _start(queue, bal, readd=False)
+    before = list(included)
+    keep = [data.draw(st.booleans()) for _ in included]
+    rnd = random.Random(data.draw(st.integers(0, 99)))
+    added = lsm_passes.offset(book, included, projected, order=order, rnd=rnd, keep=keep)
+    assert all(included[i] for i in range(len(before)) if before[i])
+    assert sorted(added) == [i for i in range(len(before)) if included[i] and not before[i]]
+    chosen = [i for i in range(len(included)) if included[i]]
+    assert check_release([book.txs[i] for i in chosen], bal) == []
+    assert projected == book.project(chosen)
+
+
+def test_marked_transfers_are_dropped_last() -> None:
+    """B must drop 100 of its two transfers to C and D; the unmarked one goes, whatever size."""
+    queue = [tx("bc", "B", "C", 100, 1), tx("bd", "B", "D", 150, 2)]
+    bal = {("B", "HKD"): PositionSnapshot(0, 150)}
+    for marked, kept in (("bc", "bc"), ("bd", "bd")):
+        book = make_book(queue, bal, "HKD")
+        included, projected = [False, False], list(book.position)
+        keep = [t.id == marked for t in book.txs]
+        added = lsm_passes.offset(book, included, projected, keep=keep)
+        assert [book.txs[i].id for i in added] == [kept]
+
+
+def test_relaxation_marks_what_it_settles_whole() -> None:
+    """A 3-cycle of 100s fits whole; a transfer of 500 with 200 of headroom only in part."""
+    queue = [*CYCLE, tx("ad", "A", "D", 500, 4)]
+    bal = {("A", "HKD"): PositionSnapshot(0, 200)}
+    book = make_book(queue, bal, "HKD")
+    keep = lsm_passes.relaxation_keep(book, [False] * 4)
+    assert keep is not None
+    assert {t.id for t, k in zip(book.txs, keep, strict=True) if k} == {"ab", "bc", "ca"}
