@@ -8,12 +8,15 @@ fields: compact JSON with sorted keys, `at` as ISO 8601 UTC with microseconds an
 hashes as lower-case hex. Changing, removing or inserting a record changes a hash that a later
 record, or the head row, still names, so `verify` notices.
 
-Appending (`append`) happens inside the caller's own transaction, once per batch:
+Appending (`append`) happens inside the caller's own transaction, once per batch, in one
+statement (one round trip, so that the head is held as briefly as possible):
 
 1. `SELECT ... FROM audit_head FOR UPDATE` reads the head and takes its row lock, which stays
    held until the caller commits or rolls back;
-2. the hashes of the batch are computed here, in Python, from that head;
-3. one statement inserts the batch (`unnest` of arrays) and moves the head.
+2. the hashes of the batch are chained from that head in SQL (`sha256` of the same canonical
+   text `record_hash` spells: Python sends each record's text around the previous hash and
+   the sequence number);
+3. the batch is inserted (`unnest` of arrays) and the head moved.
 
 The lock serializes appenders, so sequence numbers come from the head row without gaps, a
 rolled-back batch leaves nothing behind, and the chain order is the commit order: a reader
@@ -43,6 +46,8 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import asyncpg
+
+from gateway.clearing_sql import Ctes, statement
 
 KIND_MESSAGE_ACCEPTED = "message.accepted"
 KIND_TRANSFER_STATE = "transfer.state"
@@ -218,17 +223,49 @@ def record_hash(
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-_LOCK_HEAD = "SELECT seq, hash FROM audit_head FOR UPDATE"
 _READ_HEAD = "SELECT seq, hash FROM audit_head"
-_INSERT = """
-WITH inserted AS (
+
+# Locks the head, chains the batch's hashes from it in SQL (a recursive CTE: record i's bytes
+# are prefix[i] || hex(hash of record i - 1) || '","seq":' || seq || suffix[i], the bytes of
+# `record_hash`), inserts the records and moves the head: one round trip. The prefixes and
+# suffixes come as one bytea with int4 offsets: picking element i of a text[] walks the array
+# from its start, a bytea slice does not. After waiting for the lock, FOR UPDATE returns the
+# head as its previous holder committed it (READ COMMITTED); the UPDATE, whose snapshot may
+# predate that commit, follows the row to that version and rechecks its condition there, so
+# it must not compare with the seq of its snapshot.
+_APPEND_CTES = """
+audit_locked AS (SELECT seq, hash FROM audit_head FOR UPDATE),
+audit_chain AS (
+    SELECT 1 AS i, h.seq + 1 AS seq, h.hash AS prev,
+           sha256(substring($1::bytea FROM ($2::int4[])[1] FOR ($3::int4[])[1])
+                  || convert_to(encode(h.hash, 'hex') || '","seq":' || (h.seq + 1)::text, 'UTF8')
+                  || substring($1 FROM ($2::int4[])[1] + ($3::int4[])[1] FOR ($4::int4[])[1]))
+           AS hash
+      FROM audit_locked h
+    UNION ALL
+    SELECT c.i + 1, c.seq + 1, c.hash,
+           sha256(substring($1 FROM ($2::int4[])[c.i + 1] FOR ($3::int4[])[c.i + 1])
+                  || convert_to(encode(c.hash, 'hex') || '","seq":' || (c.seq + 1)::text, 'UTF8')
+                  || substring($1 FROM ($2::int4[])[c.i + 1] + ($3::int4[])[c.i + 1]
+                               FOR ($4::int4[])[c.i + 1]))
+      FROM audit_chain c
+     WHERE c.i < cardinality($2::int4[])
+),
+audit_inserted AS (
     INSERT INTO audit_journal (seq, prev_hash, hash, kind, subject, at, data)
-    SELECT s, p, h, k, sub, a, d::jsonb
-      FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[], $5::text[],
-                  $6::timestamptz[], $7::text[]) AS t(s, p, h, k, sub, a, d)
+    SELECT c.seq, c.prev, c.hash, e.k, e.sub, e.a, e.d::jsonb
+      FROM audit_chain c
+      JOIN unnest($5::text[], $6::text[], $7::timestamptz[], $8::text[])
+           WITH ORDINALITY AS e(k, sub, a, d, i) ON e.i = c.i
+),
+audit_moved AS (
+    UPDATE audit_head a SET seq = l.seq, hash = l.hash
+      FROM (SELECT seq, hash FROM audit_chain ORDER BY i DESC LIMIT 1) AS l
+     WHERE a.id AND a.seq < l.seq
+    RETURNING a.seq, a.hash
 )
-UPDATE audit_head SET seq = $8, hash = $9 WHERE seq = $10
 """
+APPEND_SELECT = "SELECT seq, hash FROM audit_moved"
 
 
 async def head(conn: asyncpg.Connection) -> ChainHead:
@@ -237,44 +274,62 @@ async def head(conn: asyncpg.Connection) -> ChainHead:
     return ChainHead(row["seq"], row["hash"].hex())
 
 
+def append_ctes(events: Sequence[AuditEvent]) -> Ctes:
+    """The CTEs that journal `events` in order (see `append`), to be run in the caller's
+    transaction on their own or as the last part of a larger statement (`clearing_sql.
+    statement`) whose select reads `APPEND_SELECT`'s row and passes it to `moved_head`."""
+    if not 1 <= len(events) <= EVENTS_PER_APPEND_MAX:
+        raise AuditError(f"{len(events)} events in one append; 1 to {EVENTS_PER_APPEND_MAX}")
+    q = canonical_json
+    blob = bytearray()
+    starts: list[int] = []
+    prefix_lens: list[int] = []
+    suffix_lens: list[int] = []
+    for e in events:
+        prefix = f'{{"at":"{at_text(e.at)}","data":{e.data_json},"kind":{q(e.kind)},"prev_hash":"'
+        suffix = f',"subject":{q(e.subject)}}}'
+        starts.append(len(blob) + 1)  # SQL substring counts from 1
+        pb, sb = prefix.encode(), suffix.encode()
+        prefix_lens.append(len(pb))
+        suffix_lens.append(len(sb))
+        blob += pb
+        blob += sb
+    return Ctes(
+        _APPEND_CTES,
+        (
+            bytes(blob),
+            starts,
+            prefix_lens,
+            suffix_lens,
+            [e.kind for e in events],
+            [e.subject for e in events],
+            [e.at for e in events],
+            [e.data_json for e in events],
+        ),
+    )
+
+
+def moved_head(row: Any) -> ChainHead:
+    """The new head from the row of `APPEND_SELECT`; no row is a broken invariant (the head
+    row is locked by the statement that moved it)."""
+    if row is None:
+        raise AuditError("audit head did not move under its lock")
+    return ChainHead(row[0], row[1].hex())
+
+
 async def append(conn: asyncpg.Connection, events: Sequence[AuditEvent]) -> ChainHead:
     """Journal `events` in order inside the caller's open transaction; return the new head.
 
-    Takes the head row lock until the caller's commit (see the module docstring). Two round
-    trips whatever the batch size. An empty batch takes no lock and returns the head."""
+    Takes the head row lock until the caller's commit (see the module docstring). One round
+    trip whatever the batch size. An empty batch takes no lock and returns the head."""
     if len(events) > EVENTS_PER_APPEND_MAX:
         raise AuditError(f"{len(events)} events in one append; at most {EVENTS_PER_APPEND_MAX}")
     if not events:
         return await head(conn)
     if not conn.is_in_transaction():
         raise AuditError("append must run inside the caller's transaction")
-    row = await conn.fetchrow(_LOCK_HEAD)
-    first_seq, prev = row["seq"], row["hash"].hex()
-    seqs, prevs, hashes = [], [], []
-    seq = first_seq
-    for e in events:
-        seq += 1
-        digest = record_hash(seq, e.kind, e.subject, e.at, e.data_json, prev)
-        seqs.append(seq)
-        prevs.append(bytes.fromhex(prev))
-        hashes.append(bytes.fromhex(digest))
-        prev = digest
-    status = await conn.execute(
-        _INSERT,
-        seqs,
-        prevs,
-        hashes,
-        [e.kind for e in events],
-        [e.subject for e in events],
-        [e.at for e in events],
-        [e.data_json for e in events],
-        seq,
-        hashes[-1],
-        first_seq,
-    )
-    if status != "UPDATE 1":  # the row is locked by us: anything else is a broken invariant
-        raise AuditError(f"audit head moved under its lock ({status})")
-    return ChainHead(seq, prev)
+    sql, args = statement([append_ctes(events)], APPEND_SELECT)
+    return moved_head(await conn.fetchrow(sql, *args))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,44 @@ turn into a scan comparing every row with every element.
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 from clearing.twophase import TRANSITIONS
+
+_PARAM_RE = re.compile(r"\$(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Ctes:
+    """Named (data-modifying) CTEs, `name AS (...)` separated by commas, numbering their own
+    parameters from $1. Several are run as one statement (`statement`): each round trip saved
+    while a transaction holds the hot position rows or the audit head shortens everyone's wait."""
+
+    sql: str
+    args: tuple[Any, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _shift(sql: str, offset: int) -> str:
+    return _PARAM_RE.sub(lambda m: f"${int(m.group(1)) + offset}", sql.strip())
+
+
+def statement(parts: Sequence[Ctes], select: str) -> tuple[str, list[Any]]:
+    """One `WITH RECURSIVE ... <select>` from `parts`, parameters renumbered in order.
+
+    `select` may name any CTE of any part; CTEs it does not read still run to completion
+    (PostgreSQL runs every data-modifying CTE exactly once). CTE names must differ."""
+    ctes: list[str] = []
+    args: list[Any] = []
+    for part in parts:
+        ctes.append(_shift(part.sql, len(args)))
+        args.extend(part.args)
+    return "WITH RECURSIVE " + ",\n".join(ctes) + "\n" + select, args
+
 
 OPS_LOCK_KEY = 0x42474331  # "BGC1": serializes window closes and settlement changes
 
