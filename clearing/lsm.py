@@ -28,8 +28,10 @@ Up to three passes run, each adding to the previous one's result:
    over the dropped transfers, where a participant below its floor drops the tentative
    transfer that does least harm (one whose payee can absorb the loss) instead of its
    last one; then the re-add, in several orders of visiting the participants below their
-   floor, within a work bound. The try releasing most value wins. Last, whole cycles of
-   left-out transfers that fit together are added (`clearing.lsm_groups`).
+   floor, within a work bound; on queues small enough, also with the transfers the
+   linear relaxation settles whole dropped last. The try releasing most value wins.
+   Last, whole cycles of left-out transfers that fit together are added
+   (`clearing.lsm_groups`).
 3. ``Pass.EXACT`` (at window close): an integer program over the whole queue
    (`clearing.lsm_exact`), accepted only when it releases strictly more value than the
    first two passes and survives `check_release`, the exact integer re-check.

@@ -104,7 +104,7 @@ class _Search:
 def add_cycles(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     """Add cycles of left-out transfers that fit together, then re-add what fits alone.
 
-    Repeats over all participants while a round adds something and work remains. Updates
+    Expects a release the re-add has run on (as bypass leaves it). Repeats over all participants while a round adds something and work remains. Updates
     `included` and `projected` in place and returns the indices added.
     """
     search = _Search(book, included, projected)
@@ -117,6 +117,8 @@ def add_cycles(book: Book, included: list[bool], projected: list[int]) -> list[i
                 search.take(cycle, included, projected)
                 added += cycle
                 progress = True
+        if not progress:
+            break  # headroom unchanged since the caller's re-add: nothing more fits alone
         more = readd(book, included, projected)
         for i in more:
             search.live[i] = False
