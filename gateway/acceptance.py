@@ -28,6 +28,7 @@ import asyncpg
 from clearing.model import Transfer, TransferState, TxStatus
 from clearing.reasons import Reason, Rejection
 from gateway import audit, lsm_store, transfer_json
+from gateway.clearing_sql import WRITTEN_POSITIONS, Ctes, statement
 
 CANDIDATES_PER_BATCH_MAX = 2_000
 
@@ -73,38 +74,53 @@ FROM transfers t JOIN unnest($1::text[], $2::text[]) AS k(sender_id, e2e)
 """
 
 # The outcome of every inserted row, its history event and, for a reservation, its delivery
-# outbox row: one statement (data-modifying CTEs), one round trip per batch.
+# outbox row: CTEs, run in one statement with the clearing store's writes and the audit
+# records (`clearing_sql.statement`): one round trip while the position rows are locked.
 _RECORD = """
-WITH u AS (
+acc_u AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
                   AS u(id, state, tx_status, reason, msg, detail)
-), updated AS (
+), acc_updated AS (
     UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
         reason_message = u.msg, updated_at = $6
-    FROM u WHERE t.id = u.id
-), events AS (
+    FROM acc_u u WHERE t.id = u.id
+), acc_events AS (
     INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
-    SELECT id, $6, state, tx_status, reason, detail FROM u
+    SELECT id, $6, state, tx_status, reason, detail FROM acc_u
+), acc_outbox AS (
+    INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
+    SELECT id, 'deliver', $6, $6 FROM acc_u WHERE acc_u.state = 'RESERVED'
+    ON CONFLICT (transfer_id, kind) DO NOTHING
 )
-INSERT INTO outbox (transfer_id, kind, next_attempt_at, created_at)
-SELECT id, 'deliver', $6, $6 FROM u WHERE u.state = 'RESERVED'
-ON CONFLICT (transfer_id, kind) DO NOTHING
 """
+_RECORDED = "SELECT NULL, (SELECT seq FROM audit_moved), (SELECT hash FROM audit_moved)"
+_RECORDED_WITH_WRITES = _RECORDED.replace("NULL", WRITTEN_POSITIONS, 1)
 
 
 def _row(c: Candidate, now: datetime, expires_at: datetime) -> tuple[Any, ...]:
     t = c.transfer
     rej = c.rejection
     return (
-        t.id, c.sender_id, c.receiver_id, t.source_scheme, t.destination_scheme, t.msg_id,
-        t.end_to_end_id, c.payload_sha256,
+        t.id,
+        c.sender_id,
+        c.receiver_id,
+        t.source_scheme,
+        t.destination_scheme,
+        t.msg_id,
+        t.end_to_end_id,
+        c.payload_sha256,
         TransferState.REJECTED if rej else TransferState.RECEIVED,
         TxStatus.RJCT if rej else TxStatus.ACCP,
-        str(rej.code) if rej else None, rej.message if rej else None,
-        t.amount.minor, t.amount.currency,
+        str(rej.code) if rej else None,
+        rej.message if rej else None,
+        t.amount.minor,
+        t.amount.currency,
         t.creditor_amount.minor if t.creditor_amount else None,
         t.creditor_amount.currency if t.creditor_amount else None,
-        t.quote_id, transfer_json.dumps(t), now, None if rej else expires_at,
+        t.quote_id,
+        transfer_json.dumps(t),
+        now,
+        None if rej else expires_at,
     )
 
 
@@ -146,15 +162,15 @@ async def accept_batch(
         existing = {(r["sender_id"], r["end_to_end_id"]): r for r in recs}
 
     to_reserve = [c for c in fresh if c.transfer.id in inserted_ids and c.rejection is None]
-    decisions = await clearing.reserve_batch(conn, [c.reserve for c in to_reserve]) if to_reserve else []
+    decisions, writes = await _reserve(conn, clearing, to_reserve)
     decided: dict[str, Rejection | None] = {
         d.transfer_id: (None if d.ok else d.rejection) for d in decisions
     }
     queued = await _to_queue(conn, to_reserve, decided, clearing)
-    await _record(conn, fresh, inserted_ids, decided, now, queued)
     if queued:
         until = lsm_store.queue_expiry(now, queue_ttl_s, queue_close_at)
         await lsm_store.enqueue(conn, list(queued.values()), now, until)
+    await _record(conn, fresh, inserted_ids, decided, now, queued, writes)
 
     out: list[Outcome] = []
     for c in candidates:
@@ -168,24 +184,70 @@ async def accept_batch(
         if twin is not None and twin.transfer.id in inserted_ids:
             if twin.payload_sha256 == c.payload_sha256:
                 o = _decided(twin, decided, queued)
-                out.append(Outcome(o.transfer_id, t.end_to_end_id, t.tx_id, o.status, o.reason, o.message, replay=True))
+                out.append(
+                    Outcome(
+                        o.transfer_id,
+                        t.end_to_end_id,
+                        t.tx_id,
+                        o.status,
+                        o.reason,
+                        o.message,
+                        replay=True,
+                    )
+                )
             else:
                 out.append(
-                    Outcome(None, t.end_to_end_id, t.tx_id, TxStatus.RJCT, Reason.DUPL,
-                            f"end-to-end id {t.end_to_end_id} was already used for a different payment")
+                    Outcome(
+                        None,
+                        t.end_to_end_id,
+                        t.tx_id,
+                        TxStatus.RJCT,
+                        Reason.DUPL,
+                        f"end-to-end id {t.end_to_end_id} was already used for a different payment",
+                    )
                 )
             continue
         rec = existing.get((c.sender_id, t.end_to_end_id))
         if rec is not None and rec["payload_sha256"] == c.payload_sha256:
             status = TxStatus(rec["tx_status"])
             reason = Reason(rec["reason"]) if rec["reason"] else None
-            out.append(Outcome(rec["id"], t.end_to_end_id, t.tx_id, status, reason, rec["reason_message"], replay=True))
+            out.append(
+                Outcome(
+                    rec["id"],
+                    t.end_to_end_id,
+                    t.tx_id,
+                    status,
+                    reason,
+                    rec["reason_message"],
+                    replay=True,
+                )
+            )
         else:
             out.append(
-                Outcome(None, t.end_to_end_id, t.tx_id, TxStatus.RJCT, Reason.DUPL,
-                        f"end-to-end id {t.end_to_end_id} was already used for a different payment")
+                Outcome(
+                    None,
+                    t.end_to_end_id,
+                    t.tx_id,
+                    TxStatus.RJCT,
+                    Reason.DUPL,
+                    f"end-to-end id {t.end_to_end_id} was already used for a different payment",
+                )
             )
     return out
+
+
+async def _reserve(
+    conn: asyncpg.Connection, clearing: Any, to_reserve: Sequence[Candidate]
+) -> tuple[list[Any], Any]:
+    """Decisions, and the clearing store's writes when it can leave them to `_record`'s
+    statement (`ClearingStore.decide_batch`); other clearing ports write themselves."""
+    if not to_reserve:
+        return [], None
+    requests = [c.reserve for c in to_reserve]
+    decide = getattr(clearing, "decide_batch", None)
+    if decide is None:
+        return await clearing.reserve_batch(conn, requests), None
+    return await decide(conn, requests)
 
 
 def _decided(c: Candidate, decided: dict[str, Rejection | None], queued: Any) -> Outcome:
@@ -236,6 +298,7 @@ async def _record(
     decided: dict[str, Rejection | None],
     now: datetime,
     queued: Mapping[str, Any],
+    writes: Any,
 ) -> None:
     ids: list[str] = []
     states: list[str] = []
@@ -268,16 +331,36 @@ async def _record(
             msgs.append(rej.message)
             details.append(json.dumps({"path": rej.path})[:200])
     if not ids:
+        assert writes is None, "reservations are only made for inserted transfers"
         return
-    await conn.execute(_RECORD, ids, states, statuses, reasons, msgs, now, details)
-    # Journal last: appenders queue on the chain head until this transaction commits.
     by_id = {c.transfer.id: c for c in fresh}
-    await audit.append(conn, [
+    events = [
         audit.AuditEvent(
-            audit.KIND_MESSAGE_ACCEPTED, tid, now,
-            {"sender": by_id[tid].sender_id, "msg_id": by_id[tid].transfer.msg_id,
-             "end_to_end_id": by_id[tid].transfer.end_to_end_id, "payload_sha256": by_id[tid].payload_sha256,
-             "state": st, "status": sts, "reason": rs},
+            audit.KIND_MESSAGE_ACCEPTED,
+            tid,
+            now,
+            {
+                "sender": by_id[tid].sender_id,
+                "msg_id": by_id[tid].transfer.msg_id,
+                "end_to_end_id": by_id[tid].transfer.end_to_end_id,
+                "payload_sha256": by_id[tid].payload_sha256,
+                "state": st,
+                "status": sts,
+                "reason": rs,
+            },
         )
         for tid, st, sts, rs in zip(ids, states, statuses, reasons, strict=True)
-    ])
+    ]
+    # The clearing store's writes, the outcomes and the journal (last: appenders queue on the
+    # chain head until this transaction commits) in one statement.
+    parts = [
+        Ctes(_RECORD, (ids, states, statuses, reasons, msgs, now, details)),
+        audit.append_ctes(events),
+    ]
+    if writes is not None:
+        parts.insert(0, writes.ctes)
+    sql, args = statement(parts, _RECORDED if writes is None else _RECORDED_WITH_WRITES)
+    row = await conn.fetchrow(sql, *args)
+    if writes is not None:
+        writes.check(row[0])
+    audit.moved_head(row[1:])

@@ -312,7 +312,7 @@ def append_ctes(events: Sequence[AuditEvent]) -> Ctes:
 def moved_head(row: Any) -> ChainHead:
     """The new head from the row of `APPEND_SELECT`; no row is a broken invariant (the head
     row is locked by the statement that moved it)."""
-    if row is None:
+    if row is None or row[0] is None:
         raise AuditError("audit head did not move under its lock")
     return ChainHead(row[0], row[1].hex())
 

@@ -75,13 +75,27 @@ SELECT p.participant_id, p.currency, p.net, p.reserved,
    FOR UPDATE OF p
 """
 
-LOCK_USAGE = """
-INSERT INTO clearing_corridor_usage AS u (limit_group, identity_hash, period)
-SELECT k.g, k.h, k.p FROM unnest($1::text[], $2::text[], $3::text[]) AS k(g, h, p)
- ORDER BY k.g, k.h, k.p
-ON CONFLICT (limit_group, identity_hash, period) DO UPDATE SET used = u.used
-RETURNING u.limit_group, u.identity_hash, u.period, u.used
-"""
+# The payers' position rows, then the corridor usage rows (created when missing), locked in
+# one statement: the usage upsert waits for `pos` to be complete (its one-time filter reads
+# it), so lock order holds. Rows come back as (kind 0 = position: participant, currency, -,
+# net, reserved, cap, cover) and (kind 1 = usage: group, identity hash, period, used).
+LOCK_POSITIONS_USAGE = """
+WITH pos AS (
+{lock_positions}
+), usage AS (
+    INSERT INTO clearing_corridor_usage AS u (limit_group, identity_hash, period)
+    SELECT k.g, k.h, k.p FROM unnest($3::text[], $4::text[], $5::text[]) AS k(g, h, p)
+     WHERE (SELECT count(*) FROM pos) >= 0
+     ORDER BY k.g, k.h, k.p
+    ON CONFLICT (limit_group, identity_hash, period) DO UPDATE SET used = u.used
+    RETURNING u.limit_group, u.identity_hash, u.period, u.used
+)
+SELECT 0 AS kind, participant_id, currency, NULL::text AS period, net, reserved, net_debit_cap,
+       liquidity_cover
+  FROM pos
+UNION ALL
+SELECT 1, limit_group, identity_hash, period, used, NULL, NULL, NULL FROM usage
+""".replace("{lock_positions}", LOCK_POSITIONS.strip())
 
 QUOTES = """
 SELECT id, source_currency, target_currency, rate, mid_rate, spread_bps, fx_provider,
@@ -95,20 +109,43 @@ TRANSFER_COLUMNS = (
     "usage_year", "counted", "reserved_at", "expires_at",
 )  # fmt: skip
 
-KNOWN_IDS = """
-SELECT t.id FROM unnest($1::text[]) AS k(id) JOIN clearing_transfers t ON t.id = k.id
+# The batch's clearing rows; an id already known is left alone (the pure core refuses it as
+# a repeat) and not returned. One statement where a look-up and a COPY took three round trips.
+INSERT_TRANSFERS = """
+INSERT INTO clearing_transfers ({columns})
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[],
+                     $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[],
+                     $18::timestamptz[], $19::timestamptz[])
+ON CONFLICT (id) DO NOTHING
+RETURNING id
+""".replace("{columns}", ", ".join(TRANSFER_COLUMNS))
+
+# What a decided batch writes, positions still locked: refused rows deleted, reserved deltas
+# and corridor usage added. CTEs, run in one statement with the caller's outcome and audit
+# records (`statement`); `WRITTEN_POSITIONS` counts the position rows updated.
+WRITE_DECISIONS = """
+clr_deleted AS (
+    DELETE FROM clearing_transfers t USING unnest($1::text[]) AS k(id) WHERE t.id = k.id
+),
+clr_reserved AS (
+    UPDATE clearing_positions p SET reserved = p.reserved + d.delta
+      FROM unnest($2::text[], $3::text[], $4::bigint[]) AS d(participant_id, currency, delta)
+     WHERE p.participant_id = d.participant_id AND p.currency = d.currency
+    RETURNING 1
+),
+clr_used AS (
+    UPDATE clearing_corridor_usage u SET used = u.used + d.delta
+      FROM unnest($5::text[], $6::text[], $7::text[], $8::bigint[]) AS d(g, h, p, delta)
+     WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
+)
 """
+WRITTEN_POSITIONS = "(SELECT count(*) FROM clr_reserved)"
 
 ADD_RESERVED = """
 UPDATE clearing_positions p SET reserved = p.reserved + d.delta
   FROM unnest($1::text[], $2::text[], $3::bigint[]) AS d(participant_id, currency, delta)
  WHERE p.participant_id = d.participant_id AND p.currency = d.currency
-"""
-
-ADD_USAGE = """
-UPDATE clearing_corridor_usage u SET used = u.used + d.delta
-  FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d(g, h, p, delta)
- WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
 """
 
 OPEN_WINDOW_SHARED = "SELECT window_id FROM clearing_window_current FOR SHARE"
@@ -213,10 +250,6 @@ ON CONFLICT (window_id, participant_id, currency) DO UPDATE
 LEDGER_COLUMNS = (
     "journal_id", "leg_no", "participant_id", "currency", "amount", "window_id", "posted_at",
 )  # fmt: skip
-
-DELETE_TRANSFERS = """
-DELETE FROM clearing_transfers t USING unnest($1::text[]) AS k(id) WHERE t.id = k.id
-"""
 
 DUE = """
 SELECT id FROM clearing_transfers

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -127,9 +128,23 @@ class ClearingStore:
         Position rows stay locked until the caller commits: commit soon after. Do not wait on
         `commit`/`abort` of this store while that transaction is open.
         """
+        decisions, writes = await self.decide_batch(conn, requests)
+        if writes is not None:
+            sql, args = q.statement([writes.ctes], f"SELECT {q.WRITTEN_POSITIONS}")
+            writes.check(await conn.fetchval(sql, *args))
+        return decisions
+
+    async def decide_batch(
+        self, conn: asyncpg.Connection, requests: Sequence[ReserveRequest]
+    ) -> tuple[list[ReserveDecision], PendingWrites | None]:
+        """`reserve_batch` up to the decision: the rows are locked and the decisions made, and
+        what they change is returned as CTEs for the caller to run in its next statement
+        (`clearing_sql.statement`, with `PendingWrites.check` on `WRITTEN_POSITIONS`), so
+        that the outcome records and the reservations cost one round trip under the locks.
+        The transaction must not commit before the writes ran."""
         assert conn.is_in_transaction(), "reserve_batch runs inside the caller's transaction"
         if not requests:
-            return []
+            return [], None
         now = self.clock()
         prepared = prepare(requests, rules=self.rules, identity_key=self.identity_key, now=now)
         pos_keys, usage_keys, quote_ids, part_ids = keys_needed(prepared)
@@ -137,15 +152,13 @@ class ClearingStore:
         quotes = await self._quotes(conn, quote_ids)
         # Rows first, locks last: hot position rows are held only for the decision itself.
         inserted, clashed = await self._insert(conn, prepared, now)
-        positions = await self._lock_positions(conn, [k for k in pos_keys if k[0] in parts])
-        usage = await self._lock_usage(conn, usage_keys)
+        positions, usage = await self._lock(
+            conn, [k for k in pos_keys if k[0] in parts], usage_keys
+        )
         plan = decide(prepared, BatchState(positions, parts, usage, quotes, clashed), now)
         accepted = {r.request.transfer_id for r in plan.accepted}
         refused = [tid for tid in inserted if tid not in accepted]
-        if refused:
-            await conn.execute(q.DELETE_TRANSFERS, refused)
-        await self._write_deltas(conn, plan)
-        return plan.decisions
+        return plan.decisions, _writes(plan, refused)
 
     async def reserve(self, requests: Sequence[ReserveRequest]) -> list[ReserveDecision]:
         """`reserve_batch` in a transaction of its own (tools and tests)."""
@@ -158,24 +171,23 @@ class ClearingStore:
         rows = await conn.fetch(q.PARTICIPANTS, list(ids)) if ids else []
         return {r["id"]: Participant(r["id"], r["status"], r["role"]) for r in rows}
 
-    async def _lock_positions(
-        self, conn: asyncpg.Connection, keys: Iterable[PosKey]
-    ) -> dict[PosKey, Position]:
-        pids, ccys = _cols(sorted(keys), 2)
-        if not pids:
-            return {}
-        rows = await conn.fetch(q.LOCK_POSITIONS, pids, ccys)
-        found = {(r[0], r[1]): Position(r[2], r[3], r[4], r[5]) for r in rows}
+    async def _lock(
+        self, conn: asyncpg.Connection, pos_keys: Iterable[PosKey], usage_keys: set[UsageKey]
+    ) -> tuple[dict[PosKey, Position], dict[UsageKey, int]]:
+        """Lock the position rows, then the corridor usage rows, in one round trip."""
+        pids, ccys = _cols(sorted(pos_keys), 2)
+        g, h, p = _cols(sorted(usage_keys), 3)
+        if not pids and not g:
+            return {}, {}
+        found: dict[PosKey, Position] = {}
+        usage: dict[UsageKey, int] = {}
+        for r in await conn.fetch(q.LOCK_POSITIONS_USAGE, pids, ccys, g, h, p):
+            if r[0] == 0:
+                found[(r[1], r[2])] = Position(r[4], r[5], r[6], r[7])
+            else:
+                usage[(r[1], r[2], r[3])] = r[4]
         # No row: no limits, so a zero cap (see migrations/0003_clearing_positions.sql).
-        return {k: found.get(k) or Position() for k in zip(pids, ccys, strict=True)}
-
-    async def _lock_usage(
-        self, conn: asyncpg.Connection, keys: set[UsageKey]
-    ) -> dict[UsageKey, int]:
-        if not keys:
-            return {}
-        g, h, p = _cols(sorted(keys), 3)
-        return {(r[0], r[1], r[2]): r[3] for r in await conn.fetch(q.LOCK_USAGE, g, h, p)}
+        return {k: found.get(k) or Position() for k in zip(pids, ccys, strict=True)}, usage
 
     async def _quotes(self, conn: asyncpg.Connection, ids: set[str]) -> dict[str, Quote]:
         if not ids:
@@ -186,35 +198,18 @@ class ClearingStore:
         self, conn: asyncpg.Connection, prepared: Sequence[Prepared], now: datetime
     ) -> tuple[list[str], set[str]]:
         """Insert every request that may be accepted; return (inserted ids, ids already known).
-        A repeated id in the batch is refused by `decide`, so only its first row is inserted."""
+        A repeated id in the batch is refused by `decide`, so only its first row is inserted.
+        Rows go in in id order (the lock order of clearing_transfers)."""
         rows: dict[str, tuple[Any, ...]] = {}
         for p in prepared:
             if p.rejection is None:
                 rows.setdefault(p.request.transfer_id, _transfer_row(p, now))
         if not rows:
             return [], set()
-        known = {r[0] for r in await conn.fetch(q.KNOWN_IDS, list(rows))}
-        fresh = [row for tid, row in rows.items() if tid not in known]
-        if fresh:
-            # A concurrent batch inserting the same id makes this raise UniqueViolationError:
-            # the gateway's own row for the transfer, in the same transaction, rules that out.
-            await conn.copy_records_to_table(
-                "clearing_transfers", records=fresh, columns=q.TRANSFER_COLUMNS
-            )
-        return [row[0] for row in fresh], known
-
-    async def _write_deltas(self, conn: asyncpg.Connection, plan: BatchPlan) -> None:
-        deltas = sorted((k, d) for k, d in plan.reserved_delta.items() if d)
-        if deltas:
-            status = await conn.execute(
-                q.ADD_RESERVED, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas],
-                [d for _, d in deltas],
-            )  # fmt: skip
-            assert status == f"UPDATE {len(deltas)}", f"reserved on unlocked rows: {status}"
-        usage = sorted((k, d) for k, d in plan.usage_delta.items() if d)
-        if usage:
-            g, h, p = _cols((k for k, _ in usage), 3)
-            await conn.execute(q.ADD_USAGE, g, h, p, [d for _, d in usage])
+        ordered = [rows[tid] for tid in sorted(rows)]
+        inserted = [r[0] for r in await conn.fetch(q.INSERT_TRANSFERS, *_cols(ordered, 19))]
+        known = set(rows).difference(inserted)
+        return inserted, known
 
     # -- commit, abort, expiry --------------------------------------------------------------
 
@@ -428,6 +423,32 @@ class ClearingStore:
     async def bilateral(self, window_id: int) -> list[BilateralNet]:
         async with self.pool.acquire() as conn:
             return await cw.bilateral(conn, window_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrites:
+    """A decided batch's writes (`clearing_sql.WRITE_DECISIONS`) and how many position rows
+    they must update: every delta is on a row locked by the batch."""
+
+    ctes: q.Ctes
+    positions: int
+
+    def check(self, written: int) -> None:
+        if written != self.positions:
+            raise ClearingError(f"reserved {written} of {self.positions} locked position rows")
+
+
+def _writes(plan: BatchPlan, refused: list[str]) -> PendingWrites | None:
+    deltas = sorted((k, d) for k, d in plan.reserved_delta.items() if d)
+    usage = sorted((k, d) for k, d in plan.usage_delta.items() if d)
+    if not (refused or deltas or usage):
+        return None
+    g, h, p = _cols((k for k, _ in usage), 3)
+    args = (
+        refused, [k[0] for k, _ in deltas], [k[1] for k, _ in deltas], [d for _, d in deltas],
+        g, h, p, [d for _, d in usage],
+    )  # fmt: skip
+    return PendingWrites(q.Ctes(q.WRITE_DECISIONS, args), len(deltas))
 
 
 def _transfer_row(p: Prepared, now: datetime) -> tuple[Any, ...]:
