@@ -134,10 +134,10 @@ def source(rows: Sequence[TransferRow], batch_max: int = 3):
     return rows_for
 
 
-# Text that stresses XML and CSV: markup, quotes, commas, newlines, CJK, formula starts,
-# and characters XML 1.0 cannot carry.
+# Text that stresses XML and CSV: markup, quotes, commas, newlines, CJK, formula starts, the
+# separator of the plain-path scan, DEL, and characters XML 1.0 cannot carry.
 tricky_text = st.text(
-    alphabet=st.sampled_from(list("aZ9 &<>\"',;\n\t=+-@陳大文\x01\x1f\ufffe")), max_size=160
+    alphabet=st.sampled_from(list("aZ9 &<>\"',;|\n\t=+-@陳大文\x01\x1f\x7f\ufffe")), max_size=160
 )
 
 

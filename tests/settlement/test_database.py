@@ -27,7 +27,7 @@ NAMES = (
     'O\'Brien, "Jr"\r',
     "WONG Siu Ming",
     "\\N",
-    "x\x01y\\t",
+    "x\x01y\\t|=1",
 )
 T0 = datetime(2025, 7, 1, 1, 0, tzinfo=UTC)
 
