@@ -42,6 +42,9 @@ class Candidate:
     rejection: Rejection | None  # decided before the database (routing, corridor pre-checks)
     reserve: Any | None  # the clearing store's ReserveRequest, None when rejected
     priority: str = "normal"  # "urgent" | "normal": order in the liquidity-saving queue
+    # `transfer_json.payload(sent)[0]` when `transfer` is the sent one routed: the stored
+    # JSON reuses it (transfer_json.stored_json) instead of encoding the transfer again.
+    payload_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,9 @@ def _row(c: Candidate, now: datetime, expires_at: datetime) -> tuple[Any, ...]:
         t.creditor_amount.minor if t.creditor_amount else None,
         t.creditor_amount.currency if t.creditor_amount else None,
         t.quote_id,
-        transfer_json.dumps(t),
+        transfer_json.dumps(t)
+        if c.payload_json is None
+        else transfer_json.stored_json(c.payload_json, t),
         now,
         None if rej else expires_at,
     )

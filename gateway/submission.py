@@ -41,7 +41,10 @@ def authorize(sender: Participant, decoded: DecodedMessage) -> None:
         if t is None:
             continue
         agent = t.debtor_agent
-        if (agent.clearing_system, agent.member_id) != (sender.clearing_system, sender.clearing_code):
+        if (agent.clearing_system, agent.member_id) != (
+            sender.clearing_system,
+            sender.clearing_code,
+        ):
             raise Forbidden(
                 f"transaction {tx.index}: debtor agent {agent.clearing_system} {agent.member_id}"
                 f" is not the signing participant {sender.id}"
@@ -70,13 +73,15 @@ def prepare(
     transfer is copied once with everything the gateway adds (a frozen dataclass with some
     thirty fields: each copy costs as much as routing it)."""
     tid = uuid.uuid4().hex  # 32 characters: fits the 35 that ISO 20022 ids carry
-    digest = transfer_json.payload_sha256(t)  # the hash leaves the gateway's id out
+    hashed, digest = transfer_json.payload(t)  # the hash leaves the gateway's id out
     r = routed if routed is not None else route(t, sender, directory, proxies)
     if isinstance(r, Rejection):
-        return Candidate(t.evolve(id=tid), sender.id, None, digest, r, None)
+        return Candidate(t.evolve(id=tid), sender.id, None, digest, r, None, payload_json=hashed)
     t, legs_or_rej = _convert(t, tid, sender, r, quotes)
     if isinstance(legs_or_rej, Rejection):
-        return Candidate(t, sender.id, r.receiver.id, digest, legs_or_rej, None)
+        return Candidate(
+            t, sender.id, r.receiver.id, digest, legs_or_rej, None, payload_json=hashed
+        )
     req = ReserveRequest(
         transfer_id=tid,
         legs=legs_or_rej,
@@ -86,14 +91,20 @@ def prepare(
         debtor_identity=debtor_identity(t),
         quote_id=t.quote_id,
     )
-    return Candidate(t, sender.id, r.receiver.id, digest, None, req, priority=t.priority)
+    return Candidate(
+        t, sender.id, r.receiver.id, digest, None, req, priority=t.priority, payload_json=hashed
+    )
 
 
 def _convert(
     t: Transfer, tid: str, sender: Participant, r: Route, quotes: Mapping[tuple[str, str], Any]
 ) -> tuple[Transfer, tuple[Leg, ...] | Rejection]:
-    routed = {"id": tid, "destination_scheme": r.destination_scheme,
-              "creditor_account": r.creditor_account, "creditor_agent": r.receiver.agent}
+    routed = {
+        "id": tid,
+        "destination_scheme": r.destination_scheme,
+        "creditor_account": r.creditor_account,
+        "creditor_agent": r.receiver.agent,
+    }
     if r.fx_provider is None:
         return t.evolve(**routed), (Leg(sender.id, r.receiver.id, t.amount),)
     pair = (t.amount.currency, r.destination_currency)
@@ -101,13 +112,17 @@ def _convert(
     if t.quote_id is not None:
         quote = quotes.get(("id", t.quote_id))
     if quote is None:
-        return t.evolve(**routed), Rejection(Reason.AM03, f"no quote for {pair[0]}->{pair[1]}", "XchgRate")
+        return t.evolve(**routed), Rejection(
+            Reason.AM03, f"no quote for {pair[0]}->{pair[1]}", "XchgRate"
+        )
     try:
         target = convert(t.amount, quote.rate, quote.target_currency)
     except MoneyError as exc:
         return t.evolve(**routed), Rejection(Reason(exc.code), exc.message, "IntrBkSttlmAmt")
     if target.minor <= 0:
-        return t.evolve(**routed), Rejection(Reason.AM12, "amount is too small to convert", "IntrBkSttlmAmt")
+        return t.evolve(**routed), Rejection(
+            Reason.AM12, "amount is too small to convert", "IntrBkSttlmAmt"
+        )
     t = t.evolve(**routed, creditor_amount=target, quote_id=quote.id, exchange_rate=str(quote.rate))
     fx = quote.fx_provider
     return t, (Leg(sender.id, fx, t.amount), Leg(fx, r.receiver.id, target))
@@ -119,9 +134,26 @@ def reports_for(decoded: DecodedMessage, outcomes: Sequence[Outcome | None]) -> 
     for tx, o in zip(decoded.txs, outcomes, strict=True):
         if o is None:
             err = tx.errors[0]
-            out.append(StatusReport(decoded.msg_id, tx.end_to_end_id, tx.tx_id, TxStatus.RJCT,
-                                    err.code, f"{err.path}: {err.message}" if err.path else err.message))
+            out.append(
+                StatusReport(
+                    decoded.msg_id,
+                    tx.end_to_end_id,
+                    tx.tx_id,
+                    TxStatus.RJCT,
+                    err.code,
+                    f"{err.path}: {err.message}" if err.path else err.message,
+                )
+            )
         else:
-            out.append(StatusReport(decoded.msg_id, o.end_to_end_id, o.tx_id, o.status, o.reason,
-                                    o.message, o.transfer_id))
+            out.append(
+                StatusReport(
+                    decoded.msg_id,
+                    o.end_to_end_id,
+                    o.tx_id,
+                    o.status,
+                    o.reason,
+                    o.message,
+                    o.transfer_id,
+                )
+            )
     return out

@@ -23,7 +23,10 @@ def _money(m: Money | None) -> dict[str, Any] | None:
 
 
 def _party(p: Party) -> dict[str, Any]:
-    return {"name": p.name, "id": None if p.id is None else {"type": str(p.id.type), "value": p.id.value}}
+    return {
+        "name": p.name,
+        "id": None if p.id is None else {"type": str(p.id.type), "value": p.id.value},
+    }
 
 
 def _account(a: Account) -> dict[str, Any]:
@@ -74,12 +77,16 @@ def _m(d: dict[str, Any] | None) -> Money | None:
 
 def _p(d: dict[str, Any]) -> Party:
     pid = d.get("id")
-    return Party(d["name"], None if pid is None else PartyId(PartyIdType(pid["type"]), pid["value"]))
+    return Party(
+        d["name"], None if pid is None else PartyId(PartyIdType(pid["type"]), pid["value"])
+    )
 
 
 def _a(d: dict[str, Any]) -> Account:
     px = d.get("proxy")
-    return Account(d.get("number"), None if px is None else Proxy(ProxyType(px["type"]), px["value"]))
+    return Account(
+        d.get("number"), None if px is None else Proxy(ProxyType(px["type"]), px["value"])
+    )
 
 
 def _g(d: dict[str, Any] | None) -> Agent | None:
@@ -127,8 +134,40 @@ def dumps(t: Transfer) -> str:
 
 def payload_sha256(t: Transfer) -> str:
     """Hash of what the sender asked for: same id and same hash is a replay, else a duplicate."""
+    return payload(t)[1]
+
+
+def payload(t: Transfer) -> tuple[str, str]:
+    """(the encoding hashed, `payload_sha256`): the encoding is reused by `stored_json`."""
     d = to_dict(t)
     for k in _HASH_EXCLUDED:
         d.pop(k, None)
     raw = json.dumps(d, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return raw, hashlib.sha256(raw.encode()).hexdigest()
+
+
+# What routing sets or changes on a transfer (gateway/submission.py): with the envelope keys
+# left out of the hash, what the stored encoding must carry beyond the hashed one.
+ROUTED_KEYS = ("creditor_account", "creditor_agent", "creditor_amount", "quote_id", "exchange_rate")
+
+
+def stored_json(hashed: str, routed: Transfer) -> str:
+    """The stored (JSONB) encoding of `routed`, given `payload(sent)[0]` of the transfer as
+    sent, when `routed` differs from it only in `ROUTED_KEYS` and the envelope keys.
+
+    The hashed encoding is reused as it is and the routed keys are appended after it:
+    PostgreSQL's jsonb keeps the last value of a repeated key (as `json.loads` does), so the
+    stored value equals `to_dict(routed)` without encoding the whole transfer a second time."""
+    extra = {
+        "id": routed.id,
+        "msg_id": routed.msg_id,
+        "created_at": None if routed.created_at is None else routed.created_at.isoformat(),
+        "destination_scheme": routed.destination_scheme,
+        "creditor_account": _account(routed.creditor_account),
+        "creditor_agent": _agent(routed.creditor_agent),
+        "creditor_amount": _money(routed.creditor_amount),
+        "quote_id": routed.quote_id,
+        "exchange_rate": routed.exchange_rate,
+    }
+    tail = json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+    return f"{hashed[:-1]},{tail[1:]}"
