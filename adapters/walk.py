@@ -12,7 +12,6 @@ lost in translation without anyone noticing.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +20,6 @@ from adapters.xmlsafe import local
 from clearing.reasons import Reason
 
 CONTAINER = object()
-_tag_of = operator.attrgetter("tag")
-_text_of = operator.attrgetter("text")
 
 
 @dataclass(frozen=True)
@@ -147,9 +144,7 @@ class Reader:
 
     def flatten(self, el: Any, probs: Problems) -> dict[str, Any]:
         els = list(el.iter())
-        # map() over C-level getters: no Python frame per element (the key was a third of a
-        # bulk decode as two comprehensions).
-        key = (tuple(map(_tag_of, els)), tuple(map(len, els)))
+        key = (tuple([e.tag for e in els]), tuple([len(e) for e in els]))
         plan = self._plans.get(key)
         if plan is not None:
             return plan.apply(els)
@@ -189,20 +184,9 @@ class _Plan:
 
         visit(el, node)
 
-        # One C call picks every leaf element (itemgetter of one index returns the element
-        # itself, not a 1-tuple: wrap it).
-        at = self.leaf_at
-        if len(at) == 1:
-            only = at[0]
-            self._pick: Any = lambda els: (els[only],)
-        elif at:
-            self._pick = operator.itemgetter(*at)
-        else:
-            self._pick = lambda els: ()
-
     def apply(self, els: list[Any]) -> dict[str, Any]:
         out = self.base.copy()
-        out.update(zip(self.leaf_paths, map(_text_of, self._pick(els)), strict=True))
+        out.update(zip(self.leaf_paths, [els[i].text for i in self.leaf_at], strict=True))
         for i, attr, key in self.attrs:
             out[key] = els[i].get(attr)
         for path, at in self.multi.items():
