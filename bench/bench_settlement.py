@@ -10,13 +10,14 @@ export is then checked with `verify_settlement_dir` and `reconcile` (not timed).
 Figures (medians of the runs):
 - settlement_export_s_1m: wall time of the export, database query included.
 - settlement_export_rss_mb: peak RSS of the exporting process (VmHWM).
-- settlement_export_cpu_s_1m: CPU seconds (user + system) of the exporting process.
+- settlement_export_cpu_s_1m: CPU seconds (user + system) of the exporting process, its
+  threads included; settlement_export_cpu_sys_s_1m: the system part.
 - settlement_export_pg_cpu_s_1m: CPU seconds of the PostgreSQL server meanwhile (embedded
   server only; absent with DATABASE_URL).
 - settlement_export_machine_busy_s_1m: CPU seconds all cores spent busy meanwhile (the
   machine is shared: more than the two above means others were running).
 - settlement_export_synthetic_s_1m: the same window fed from an in-memory generator instead
-  of the database (formatting and writing alone).
+  of the database (formatting and writing, plus building the rows in the same process).
 
 Layout: transfer i = k * P + a is paid by participant a to participant
 (a + 1 + k mod (P - 1)) mod P in currency k mod 3. Debtor and creditor names are Latin, some
@@ -420,8 +421,11 @@ def run() -> dict[str, float | int]:
         "settlement_export_s_1m": _median(runs, "seconds"),
         "settlement_export_rss_mb": _median(runs, "rss_mb", 1),
         "settlement_export_cpu_s_1m": _median(runs, "cpu_s"),
+        "settlement_export_cpu_sys_s_1m": _median(runs, "cpu_sys_s"),
         "settlement_export_machine_busy_s_1m": _median(runs, "machine"),
     }
+    for r in runs:
+        print(f"   settlement export run: {json.dumps(r)}", flush=True)
     if runs[0]["pg_cpu_s"]:
         out["settlement_export_pg_cpu_s_1m"] = _median(runs, "pg_cpu_s")
     synthetic = [_synthetic_run(TRANSFERS, PARTICIPANTS) for _ in range(RUNS)]
