@@ -224,8 +224,8 @@ async def _write_participant_files(
                     progress(done + stream.entries, expected)
             if problems := stream.mismatches():
                 raise sf.SettlementInputError("; ".join(problems[:20]))
-            for rel, text in stream.tails().items():
-                outs.close(rel, sizes, text.encode())
+            tails = {rel: text.encode() for rel, text in stream.tails().items()}
+            await asyncio.to_thread(outs.close_all, tails, sizes)
         done += stream.entries
     return done
 
@@ -250,9 +250,17 @@ class _Opener:
             out = self._outs[rel] = self._pending.pop(rel).result()
         return out
 
-    def close(self, rel: str, sizes: dict[str, int], tail: bytes) -> None:
-        self.get(rel).close(sizes, tail)
-        del self._outs[rel]
+    def close_all(self, tails: dict[str, bytes], sizes: dict[str, int]) -> None:
+        """Write each file's last text and close it, on the opening threads: thousands of
+        closes each hand the rest of a file to the disk, and the loop has nothing else to do."""
+        for rel in tails:
+            self.get(rel)
+
+        def one(rel: str) -> None:
+            self._outs[rel].close(sizes, tails[rel])
+
+        list(self._pool.map(one, tails))
+        self._outs.clear()
 
     def __enter__(self) -> _Opener:
         return self
