@@ -561,6 +561,11 @@ class WindowStream:
             if pid not in self._csv_lists:
                 self._csv_lists[pid] = self._pending[detail_name(pid)] = []
             self._camt_lists[ccy][pid] = self._pending[statement_name(pid, ccy)] = []
+        # What one side of a leg touches, in one lookup: running sums, detail and statement.
+        self._sides: dict[str, dict[str, tuple[list[int], list[str], list[str]]]] = {
+            c: {p: (sums, self._csv_lists[p], self._camt_lists[c][p]) for p, sums in by.items()}
+            for c, by in self._sums.items()
+        }
         self.chunk_items = chunk_items or max(
             8, min(64, PENDING_ITEMS_MAX // max(1, len(self._pending)))
         )
@@ -614,14 +619,13 @@ class WindowStream:
             self._masking.names,
             self._masking.accounts,
         )
-        csv_lists, camt_lists, all_sums = self._csv_lists, self._camt_lists, self._sums
-        scales = self._scales
+        all_sides, scales = self._sides, self._scales
         entries = 0
         for r in rows:
             tid, e2e, created, committed, payer, payee, minor, ccy, src, dst, dn, da, cn, ca = r
-            sums = all_sums.get(ccy)
+            sides = all_sides.get(ccy)
             if (
-                sums is None or type(minor) is not int or not 0 < minor <= AMOUNT_MINOR_MAX
+                sides is None or type(minor) is not int or not 0 < minor <= AMOUNT_MINOR_MAX
                 or payer == payee
             ):  # fmt: skip
                 raise SettlementInputError(f"transfer {tid}: not a settled leg")
@@ -662,42 +666,40 @@ class WindowStream:
                 )
             family = "DMCT" if src == dst else "XBCT"
             if payer_in:
-                s = sums.get(payer)
-                if s is None:
+                side = sides.get(payer)
+                if side is None:
                     raise SettlementInputError(f"{payer} has no declared {ccy} totals")
+                s, details_waiting, statement_waiting = side
                 s[0] += minor
                 s[2] += 1
-                waiting = csv_lists[payer]
-                waiting.append(f"{line_a}debit{line_b}")
-                if len(waiting) == chunk:
+                details_waiting.append(f"{line_a}debit{line_b}")
+                if len(details_waiting) == chunk:
                     ready.append(detail_name(payer))
-                waiting = camt_lists[ccy][payer]
-                waiting.append(
+                statement_waiting.append(
                     f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>BOOK'
                     f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn><Cd>"
                     f"PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn>"
                     f"</BkTxCd><NtryDtls><TxDtls>{details}{creditor_agents[payee]}{_ENTRY_END}"
                 )
-                if len(waiting) == chunk:
+                if len(statement_waiting) == chunk:
                     ready.append(statement_name(payer, ccy))
             if payee_in:
-                s = sums.get(payee)
-                if s is None:
+                side = sides.get(payee)
+                if side is None:
                     raise SettlementInputError(f"{payee} has no declared {ccy} totals")
+                s, details_waiting, statement_waiting = side
                 s[1] += minor
                 s[3] += 1
-                waiting = csv_lists[payee]
-                waiting.append(f"{line_a}credit{line_b}")
-                if len(waiting) == chunk:
+                details_waiting.append(f"{line_a}credit{line_b}")
+                if len(details_waiting) == chunk:
                     ready.append(detail_name(payee))
-                waiting = camt_lists[ccy][payee]
-                waiting.append(
+                statement_waiting.append(
                     f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK'
                     f"</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn><Cd>"
                     f"PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly></Domn>"
                     f"</BkTxCd><NtryDtls><TxDtls>{details}{debtor_agents[payer]}{_ENTRY_END}"
                 )
-                if len(waiting) == chunk:
+                if len(statement_waiting) == chunk:
                     ready.append(statement_name(payee, ccy))
             entries += payer_in + payee_in
         self.entries += entries
