@@ -36,6 +36,7 @@ Data must carry no personal data in clear: callers pass ids, hashes, amounts and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -202,9 +203,14 @@ def _value_problem(value: Any, depth: int) -> tuple[str, str] | None:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
+# One encoder for every record: json.dumps with options builds a new one per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=64)  # a batch's records share one time: convert it once
 def at_text(at: datetime) -> str:
     """ISO 8601 in UTC with microseconds: PostgreSQL keeps microseconds, so this round-trips."""
     return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

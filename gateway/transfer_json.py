@@ -128,8 +128,13 @@ def from_dict(d: dict[str, Any]) -> Transfer:
     )
 
 
+# Encoders built once: json.dumps with options builds a new one per call (~0.7 us of 2-8).
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def dumps(t: Transfer) -> str:
-    return json.dumps(to_dict(t), ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(to_dict(t))
 
 
 def payload_sha256(t: Transfer) -> str:
@@ -142,7 +147,7 @@ def payload(t: Transfer) -> tuple[str, str]:
     d = to_dict(t)
     for k in _HASH_EXCLUDED:
         d.pop(k, None)
-    raw = json.dumps(d, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    raw = _SORTED.encode(d)
     return raw, hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -169,5 +174,5 @@ def stored_json(hashed: str, routed: Transfer) -> str:
         "quote_id": routed.quote_id,
         "exchange_rate": routed.exchange_rate,
     }
-    tail = json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+    tail = _COMPACT.encode(extra)
     return f"{hashed[:-1]},{tail[1:]}"
