@@ -588,13 +588,17 @@ class WindowStream:
         pending.clear()
         return text
 
+    def files(self) -> list[str]:
+        return list(self._pending)
+
+    def tail(self, key: str) -> str:
+        """What is left to write in the file, closing tags included. Files' lists are
+        separate, so different files' tails may be taken on different threads."""
+        text = self.take(key)
+        return text + STATEMENT_TAIL if key.startswith("camt053/") else text
+
     def tails(self) -> dict[str, str]:
-        """What is left to write in each file, closing tags included."""
-        out = {key: self.take(key) for key in self._pending}
-        for key in out:
-            if key.startswith("camt053/"):
-                out[key] += STATEMENT_TAIL
-        return out
+        return {key: self.tail(key) for key in self._pending}
 
     def mismatches(self) -> list[str]:
         out = []

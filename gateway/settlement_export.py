@@ -224,8 +224,7 @@ async def _write_participant_files(
                     progress(done + stream.entries, expected)
             if problems := stream.mismatches():
                 raise sf.SettlementInputError("; ".join(problems[:20]))
-            tails = {rel: text.encode() for rel, text in stream.tails().items()}
-            await asyncio.to_thread(outs.close_all, tails, sizes)
+            await asyncio.to_thread(outs.close_all, stream, sizes)
         done += stream.entries
     return done
 
@@ -250,16 +249,18 @@ class _Opener:
             out = self._outs[rel] = self._pending.pop(rel).result()
         return out
 
-    def close_all(self, tails: dict[str, bytes], sizes: dict[str, int]) -> None:
+    def close_all(self, stream: sf.WindowStream, sizes: dict[str, int]) -> None:
         """Write each file's last text and close it, on the opening threads: thousands of
-        closes each hand the rest of a file to the disk, and the loop has nothing else to do."""
-        for rel in tails:
+        closes each hand the rest of a file to the disk, and the loop has nothing else to do
+        (it waits, so the stream is touched by these threads alone, one file each)."""
+        rels = stream.files()
+        for rel in rels:
             self.get(rel)
 
         def one(rel: str) -> None:
-            self._outs[rel].close(sizes, tails[rel])
+            self._outs[rel].close(sizes, stream.tail(rel).encode())
 
-        list(self._pool.map(one, tails))
+        list(self._pool.map(one, rels))
         self._outs.clear()
 
     def __enter__(self) -> _Opener:
