@@ -76,17 +76,19 @@ FROM transfers t JOIN unnest($1::text[], $2::text[]) AS k(sender_id, e2e)
   ON t.sender_id = k.sender_id AND t.end_to_end_id = k.e2e
 """
 
-# The outcome of every inserted row, its history event and, for a reservation, its delivery
-# outbox row: CTEs, run in one statement with the clearing store's writes and the audit
+# The outcome of every inserted row whose decision changed what it was inserted with
+# (`changed`), the history event of every one and, for a reservation, its delivery outbox
+# row: CTEs, run in one statement with the clearing store's writes and the audit
 # records (`clearing_sql.statement`): one round trip while the position rows are locked.
 _RECORD = """
 acc_u AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[])
-                  AS u(id, state, tx_status, reason, msg, detail)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $7::text[],
+                         $8::bool[])
+                  AS u(id, state, tx_status, reason, msg, detail, changed)
 ), acc_updated AS (
     UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
         reason_message = u.msg, updated_at = $6
-    FROM acc_u u WHERE t.id = u.id
+    FROM acc_u u WHERE u.changed AND t.id = u.id
 ), acc_events AS (
     INSERT INTO transfer_events (transfer_id, at, state, tx_status, reason, detail)
     SELECT id, $6, state, tx_status, reason, detail FROM acc_u
@@ -112,8 +114,10 @@ def _row(c: Candidate, now: datetime, expires_at: datetime) -> tuple[Any, ...]:
         t.msg_id,
         t.end_to_end_id,
         c.payload_sha256,
-        TransferState.REJECTED if rej else TransferState.RECEIVED,
-        TxStatus.RJCT if rej else TxStatus.ACCP,
+        # Inserted as reserved, the usual outcome: after the decision only the transfers it
+        # refused or queued are updated (an update rewrites the whole row, JSON included).
+        TransferState.REJECTED if rej else TransferState.RESERVED,
+        TxStatus.RJCT if rej else TxStatus.ACSP,
         str(rej.code) if rej else None,
         rej.message if rej else None,
         t.amount.minor,
@@ -311,12 +315,14 @@ async def _record(
     reasons: list[str | None] = []
     msgs: list[str | None] = []
     details: list[str] = []
+    changed: list[bool] = []  # refused or queued by the decision: not as inserted (`_row`)
     for c in fresh:
         tid = c.transfer.id
         if tid is None or tid not in inserted_ids:
             continue
         rej = c.rejection if c.rejection is not None else decided.get(tid)
         ids.append(tid)
+        changed.append(c.rejection is None and rej is not None)
         if tid in queued and rej is not None:
             states.append(TransferState.QUEUED)
             statuses.append(TxStatus.PDNG)
@@ -359,7 +365,7 @@ async def _record(
     # The clearing store's writes, the outcomes and the journal (last: appenders queue on the
     # chain head until this transaction commits) in one statement.
     parts = [
-        Ctes(_RECORD, (ids, states, statuses, reasons, msgs, now, details)),
+        Ctes(_RECORD, (ids, states, statuses, reasons, msgs, now, details, changed)),
         audit.append_ctes(events),
     ]
     if writes is not None:
