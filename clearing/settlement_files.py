@@ -49,7 +49,7 @@ PACS009_NS = "urn:iso:std:iso:20022:tech:xsd:pacs.009.001.08"
 # All three Greater Bay Area jurisdictions keep UTC+8: the default settlement date is taken there.
 GBA_TZ = timezone(timedelta(hours=8), "UTC+08:00")
 PARTICIPANTS_MAX = 10_000
-PENDING_ITEMS_MAX = 131_072  # lines and entries waiting across all files of a WindowStream
+PENDING_ITEMS_MAX = 131_072  # shared among a WindowStream's files to set `chunk_items`
 # A detail line is about a quarter of a statement entry: detail files wait for 4 times as many
 # before a write (a quarter of the writes, for some 10 MB more at 1,000 participants).
 DETAIL_CHUNK_FACTOR = 4
