@@ -30,7 +30,7 @@ import json
 import os
 import resource
 import shutil
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +60,7 @@ FD_RESERVE = 256  # descriptors left for the database pool, logs and the server
 # Every committed transfer leg of the window whose payer or payee is in the set (None: every
 # leg), each once, in batches (commit order reads best). Asked once per group of participants:
 # usually once, with None.
-RowSource = Callable[[frozenset[str] | None], AsyncIterator[Sequence[sf.Leg]]]
+RowSource = Callable[[frozenset[str] | None], AsyncGenerator[Sequence[sf.Leg], None]]
 Progress = Callable[[int, int], None]  # (entries written, entries expected)
 
 
@@ -215,13 +215,15 @@ async def _write_participant_files(
     for group in groups:
         stream = sf.WindowStream(window, group, masking, generated_at)
         with _Opener(root, stream.heads(), writeback) as outs:
-            async for batch in rows_for(stream.members if len(groups) > 1 else None):
-                if len(batch) > BATCH_ROWS_MAX:
-                    raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
-                for rel in stream.feed(batch):
-                    outs.get(rel).write(stream.take(rel).encode())
-                if progress is not None:
-                    progress(done + stream.entries, expected)
+            rows = rows_for(stream.members if len(groups) > 1 else None)
+            async with contextlib.aclosing(rows):  # the query ends here, even on an error
+                async for batch in rows:
+                    if len(batch) > BATCH_ROWS_MAX:
+                        raise sf.SettlementInputError(f"batch above {BATCH_ROWS_MAX} rows")
+                    for rel in stream.feed(batch):
+                        outs.get(rel).write(stream.take(rel).encode())
+                    if progress is not None:
+                        progress(done + stream.entries, expected)
             if problems := stream.mismatches():
                 raise sf.SettlementInputError("; ".join(problems[:20]))
             await asyncio.to_thread(outs.close_all, stream, sizes)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,7 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
     """The window's committed legs touching the participants (None: all), streamed with
     COPY TO STDOUT in chunks of whole lines; at most `chunks_ahead` chunks wait unparsed."""
 
-    async def rows_for(members: frozenset[str] | None) -> AsyncIterator[Sequence[sf.Leg]]:
+    async def rows_for(members: frozenset[str] | None) -> AsyncGenerator[Sequence[sf.Leg], None]:
         async with (
             pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -139,6 +139,8 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
             chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=chunks_ahead)
 
             async def copy() -> None:
+                """COPY into the queue, then None; nothing more once cancelled (the consumer
+                has stopped reading, and the queue may be full)."""
                 try:
                     await conn.copy_from_query(
                         _LEGS_COPY,
@@ -147,8 +149,12 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
                         _TIME_FORMAT,
                         output=chunks.put,
                     )
-                finally:
+                except asyncio.CancelledError:
+                    raise
+                except BaseException:
                     await chunks.put(None)
+                    raise
+                await chunks.put(None)
 
             task = asyncio.create_task(copy())
             try:

@@ -191,3 +191,23 @@ async def test_closed_window_without_transfers_exports_empty_files(db_pool, tmp_
     result = await settlement_service.export(db_pool, tmp_path, key, WINDOW, out_dir=tmp_path / "w")
     assert result.entries == 0
     assert verify_settlement_dir(tmp_path / "w", key.public_key()) == []
+
+
+async def test_a_leg_the_window_does_not_declare_stops_the_export_and_frees_the_query(
+    db_pool, tmp_path, key
+) -> None:
+    """The failure comes mid-stream: nothing is published, and the connection of the query
+    goes back to the pool."""
+    async with db_pool.acquire() as conn:
+        await _seed(conn, _transfers())
+        await conn.execute(
+            "INSERT INTO clearing_transfers (id, state, source_scheme, destination_scheme, payer,"
+            " payee, currency, amount, reserved_at, expires_at, finished_at, window_id)"
+            " VALUES ('tr-stranger', 'COMMITTED', 'hk-fps', 'hk-fps', 'bank-a', 'bank-zz', 'HKD',"
+            " 100, $1, $1, $1, $2)",
+            T0 + timedelta(seconds=5), WINDOW,
+        )  # fmt: skip
+    with pytest.raises(sf.SettlementInputError, match="unknown party"):
+        await settlement_service.export(db_pool, tmp_path, key, WINDOW, out_dir=tmp_path / "w")
+    assert list(tmp_path.iterdir()) == []
+    assert db_pool.get_idle_size() == db_pool.get_size()
