@@ -9,7 +9,9 @@ docs/decisions/0002-batched-reservations.md):
 2. reserve the new, routable ones through the clearing store, inside the same transaction;
 3. record each outcome (state, status history) and an outbox row per reserved transfer; in
    liquidity-saving mode a transfer refused with AM04 is queued instead (QUEUED / PDNG, see
-   gateway/lsm_store.py);
+   gateway/lsm_store.py). Rows go in as reserved, so only those refused or queued are
+   updated; the clearing store's writes, the outcomes and the audit records are one
+   statement, so the payer's position rows are held for two round trips (it and the commit);
 4. commit once, then answer every caller.
 
 Nothing is acknowledged before the commit, so an acknowledged transfer survives a crash.
