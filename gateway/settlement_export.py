@@ -28,8 +28,10 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import resource
 import shutil
+import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -94,18 +96,21 @@ class _Out:
     thousands of files are open at once. Neither hashed nor fsynced here: `_seal_files` does
     both for every file at the end, on all cores.
 
-    With `writeback`, every WRITEBACK_BYTES written are handed to the disk at once
-    (posix_fadvise DONTNEED starts writeback of dirty pages; pages under writeback stay
+    With `writeback`, every WRITEBACK_BYTES written are handed to the disk at once by its
+    thread (posix_fadvise DONTNEED starts writeback of dirty pages; pages under writeback stay
     cached). Left alone, the kernel writes nothing back before 10 % of memory is dirty or
     30 s have passed, so the final fsync waited for the whole window's files (3 s here)."""
 
-    def __init__(self, root: Path, rel: str, data: bytes = b"", writeback: bool = False) -> None:
+    def __init__(
+        self, root: Path, rel: str, data: bytes = b"", writeback: _Writeback | None = None
+    ) -> None:
         self.rel = rel
         path = root / rel
         path.parent.mkdir(exist_ok=True)
         self._f = open(path, "xb", buffering=0)
         self.size_bytes = 0
-        self._handed_bytes = 0 if writeback and _FADVISE else -1
+        self._writeback = writeback
+        self._handed_bytes = 0 if writeback is not None else -1
         self.write(data)
 
     def write(self, data: bytes) -> None:
@@ -117,18 +122,14 @@ class _Out:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        os.posix_fadvise(
-            self._f.fileno(),
-            self._handed_bytes,
-            self.size_bytes - self._handed_bytes,
-            os.POSIX_FADV_DONTNEED,
-        )
+        assert self._writeback is not None
+        self._writeback.ask(self._f.fileno(), self._handed_bytes, self.size_bytes)
         self._handed_bytes = self.size_bytes
 
     def close(self, sizes: dict[str, int], data: bytes = b"") -> None:
         self.write(data)
         if self._handed_bytes >= 0 and self.size_bytes > self._handed_bytes:
-            self._hand_over()
+            _fadvise(self._f.fileno(), self._handed_bytes, self.size_bytes)
         self._f.close()
         sizes[self.rel] = self.size_bytes
 
@@ -137,6 +138,33 @@ class _Out:
 
 
 _FADVISE = hasattr(os, "posix_fadvise")
+
+
+def _fadvise(fd: int, start: int, end: int) -> None:
+    os.posix_fadvise(fd, start, end - start, os.POSIX_FADV_DONTNEED)
+
+
+class _Writeback:
+    """One thread that hands written ranges to the disk. The kernel does the block allocation
+    of delayed-allocation file systems while it starts writeback, inside the call: on this
+    thread it runs beside the formatting, not in it. Files stay open until `drain` returns."""
+
+    def __init__(self) -> None:
+        self._asks: queue.SimpleQueue[tuple[int, int, int] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="settlement-writeback")
+        self._thread.start()
+
+    def ask(self, fd: int, start: int, end: int) -> None:
+        self._asks.put((fd, start, end))
+
+    def _run(self) -> None:
+        while (ask := self._asks.get()) is not None:
+            with contextlib.suppress(OSError):
+                _fadvise(*ask)
+
+    def drain(self) -> None:
+        self._asks.put(None)
+        self._thread.join()
 
 
 async def export_window(
@@ -239,8 +267,9 @@ class _Opener:
 
     def __init__(self, root: Path, heads: dict[str, str], writeback: bool) -> None:
         self._pool = ThreadPoolExecutor(max_workers=OPEN_THREADS)
+        self._writeback = _Writeback() if writeback and _FADVISE else None
         self._pending = {
-            rel: self._pool.submit(_Out, root, rel, h.encode(), writeback)
+            rel: self._pool.submit(_Out, root, rel, h.encode(), self._writeback)
             for rel, h in heads.items()
         }
         self._outs: dict[str, _Out] = {}
@@ -258,6 +287,7 @@ class _Opener:
         rels = stream.files()
         for rel in rels:
             self.get(rel)
+        self._drain()
 
         def one(rel: str) -> None:
             self._outs[rel].close(sizes, stream.tail(rel).encode())
@@ -268,8 +298,14 @@ class _Opener:
     def __enter__(self) -> _Opener:
         return self
 
+    def _drain(self) -> None:
+        if self._writeback is not None:
+            self._writeback.drain()
+            self._writeback = None
+
     def __exit__(self, *exc: object) -> None:
         """Close whatever is still open (an export that failed half-way)."""
+        self._drain()
         for future in self._pending.values():
             future.cancel()
         self._pool.shutdown(wait=True)
