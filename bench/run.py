@@ -18,9 +18,20 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results.json"
 
 
+def _merge(figures: dict[str, object], name: str, meta: dict[str, object]) -> None:
+    """Merge one module's figures into the file as it is now (re-read just before writing,
+    so that another run finishing meanwhile keeps its figures), written atomically."""
+    results: dict[str, object] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.update(figures)
+    results.setdefault("_meta", {})
+    results["_meta"][name] = meta  # type: ignore[index]
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    tmp.replace(RESULTS)
+
+
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem.removeprefix("bench_") for p in BENCH_DIR.glob("bench_*.py"))
-    results: dict[str, object] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     failed = []
     for name in names:
         started = time.perf_counter()
@@ -33,15 +44,12 @@ def main(argv: list[str]) -> int:
             continue
         for k, v in figures.items():
             print(f"   {k} = {v}", flush=True)
-        results.update(figures)
-        results.setdefault("_meta", {})
-        results["_meta"][name] = {  # type: ignore[index]
+        _merge(figures, name, {
             "seconds": round(time.perf_counter() - started, 1),
             "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "python": platform.python_version(),
             "machine": f"{platform.machine()} x{__import__('os').cpu_count()}",
-        }
-        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        })
     print(f"wrote {RESULTS}")
     return 1 if failed else 0
 
