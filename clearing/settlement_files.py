@@ -614,12 +614,14 @@ class WindowStream:
                     out.append(f"{pid} {ccy} {n}: declared {want}, streamed {got}")
         return out
 
-    def feed(self, rows: Iterable[Leg]) -> list[str]:
+    def feed(self, rows: Iterable[Leg] | FormattedLines) -> list[str]:
         """Format a batch; return the files with a full chunk waiting (see `take`). Raises
         SettlementInputError on a leg outside the declared totals.
 
         The hot loop of an export (millions of legs): rows unpacked into locals, one f-string
         per output line, the statement owner's own agent left out of its entries."""
+        if type(rows) is FormattedLines:
+            return self._feed_lines(rows)
         members, chunk, ready = self.members, self.chunk_items, []
         detail_chunk = chunk * DETAIL_CHUNK_FACTOR
         debtor_agents, creditor_agents = self._debtor_agents, self._creditor_agents
@@ -713,6 +715,120 @@ class WindowStream:
             entries += payer_in + payee_in
         self.entries += entries
         return ready
+
+    def _feed_lines(self, lines: FormattedLines) -> list[str]:
+        """`feed` for lines a source formatted itself (see FormattedLines): what is left here
+        is the checks, the sums and routing each side's text to its files. A line without
+        its text (`line_a` empty) takes `feed` with its raw fields."""
+        if lines.masking != self._masking:
+            raise ValueError("lines formatted with another masking than the export's")
+        members, chunk, ready = self.members, self.chunk_items, []
+        only = lines.members
+        detail_chunk = chunk * DETAIL_CHUNK_FACTOR
+        debtor_agents, creditor_agents = self._debtor_agents, self._creditor_agents
+        all_sides = self._sides
+        entries = 0
+        for line in lines:
+            tid, payer, payee, minor, ccy, payee2, minor2, ccy2, committed, family, amt = line[:11]
+            e2e, created, parties, details = line[12:16]
+            if not details:
+                ready += self.feed(_raw_legs(line, only))
+                continue
+            line_a = f"{tid},{e2e},{created},{committed},"
+            legs = [(payer, payee, minor, ccy, amt)]
+            if payee2:
+                legs.append((payee, payee2, minor2, ccy2, line[11]))
+            for payer, payee, minor, ccy, amt in legs:
+                if only is not None and payer not in only and payee not in only:
+                    continue
+                line_b = f",{payer},{payee},{amt},{ccy}{parties}\n"
+                minor = int(minor)
+                sides = all_sides.get(ccy)
+                if sides is None or not 0 < minor <= AMOUNT_MINOR_MAX or payer == payee:
+                    raise SettlementInputError(f"transfer {tid}: not a settled leg")
+                payer_in, payee_in = payer in members, payee in members
+                if not (payer_in or payee_in):
+                    raise SettlementInputError(f"transfer {tid} is not of this set")
+                if payer not in debtor_agents or payee not in debtor_agents:
+                    raise SettlementInputError(f"transfer {tid}: unknown party")
+                if payer_in:
+                    side = sides.get(payer)
+                    if side is None:
+                        raise SettlementInputError(f"{payer} has no declared {ccy} totals")
+                    s, details_waiting, statement_waiting = side
+                    s[0] += minor
+                    s[2] += 1
+                    details_waiting.append(f"{line_a}debit{line_b}")
+                    if len(details_waiting) == detail_chunk:
+                        ready.append(detail_name(payer))
+                    statement_waiting.append(
+                        f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts><Cd>'
+                        f"BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn>"
+                        f"<Cd>PMNT</Cd><Fmly><Cd>ICDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly>"
+                        f"</Domn></BkTxCd><NtryDtls><TxDtls>{details}{creditor_agents[payee]}"
+                        f"{_ENTRY_END}"
+                    )
+                    if len(statement_waiting) == chunk:
+                        ready.append(statement_name(payer, ccy))
+                if payee_in:
+                    side = sides.get(payee)
+                    if side is None:
+                        raise SettlementInputError(f"{payee} has no declared {ccy} totals")
+                    s, details_waiting, statement_waiting = side
+                    s[1] += minor
+                    s[3] += 1
+                    details_waiting.append(f"{line_a}credit{line_b}")
+                    if len(details_waiting) == detail_chunk:
+                        ready.append(detail_name(payee))
+                    statement_waiting.append(
+                        f'<Ntry><Amt Ccy="{ccy}">{amt}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>'
+                        f"BOOK</Cd></Sts><BookgDt><DtTm>{committed}</DtTm></BookgDt><BkTxCd><Domn>"
+                        f"<Cd>PMNT</Cd><Fmly><Cd>RCDT</Cd><SubFmlyCd>{family}</SubFmlyCd></Fmly>"
+                        f"</Domn></BkTxCd><NtryDtls><TxDtls>{details}{debtor_agents[payer]}"
+                        f"{_ENTRY_END}"
+                    )
+                    if len(statement_waiting) == chunk:
+                        ready.append(statement_name(payee, ccy))
+                entries += payer_in + payee_in
+        self.entries += entries
+        return ready
+
+
+class FormattedLines(list[tuple[str, ...]]):
+    """A batch of transfers whose text a source formatted itself, for an export masking as
+    `masking` (the database source: PostgreSQL formats on its own core while the exporter
+    routes). Each line holds, as text: transfer id, payer, payee, amount in minor units,
+    currency, payee2, amount2 and currency2 of a conversion's second leg (payee -> payee2;
+    empty without), booking time, bank transaction sub-family, the two amounts as
+    `Money.format` writes them, then either the detail line up to the direction, the rest of
+    each leg's detail line (without its newline) and the statement entry's details up to the
+    counterparty agent, each as the plain path of `feed` writes them, followed by 8 empty
+    fields; or 4 empty fields and the raw end-to-end id, creation time, source and
+    destination schemes, debtor name and account, creditor name and account (unmasked), which
+    `feed` formats. With `members`, legs touching none of them are left out."""
+
+    def __init__(
+        self,
+        lines: Iterable[tuple[str, ...]],
+        masking: Masking,
+        members: frozenset[str] | None = None,
+    ) -> None:
+        super().__init__(lines)
+        self.masking = masking
+        self.members = members
+
+
+def _raw_legs(line: tuple[str, ...], members: frozenset[str] | None) -> list[Leg]:
+    """The legs of a FormattedLines line that came without its text."""
+    tid, payer, payee, minor, ccy, payee2, minor2, ccy2, committed = line[:9]
+    e2e, created = line[12:14]
+    src, dst, dn, da, cn, ca = line[16:22]
+    out: list[Leg] = []
+    for a, b, m, c in ((payer, payee, minor, ccy), (payee, payee2, minor2, ccy2)):
+        if b and (members is None or a in members or b in members):
+            rest = (src, dst, dn, da, cn, ca)
+            out.append((tid, e2e, created, committed, a, b, int(m), c, *rest))
+    return out
 
 
 _ENTRY_END = "</RltdAgts></TxDtls></NtryDtls></Ntry>\n"

@@ -23,7 +23,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clearing import settlement_files as sf
-from clearing.money import Money
+from clearing.money import CURRENCY_EXPONENTS, Money
 from gateway.settlement_export import ExportResult, RowSource, default_window_dir, export_window
 
 CHUNKS_AHEAD = 4  # COPY chunks (each the lines one socket read brought) waiting to be parsed
@@ -35,33 +35,101 @@ class UnknownWindow(LookupError):
 
 # Every committed transfer of the window with the payment details of the gateway's record, in
 # booking order, as COPY text: PostgreSQL formats the times (see sf.booking_time) and reads
-# the JSON, so the exporter only splits lines. A transfer with a currency conversion carries
-# its second leg (payee -> payee2) on the same line. The window index gives the order: no
-# sort of a million wide rows (it spilled to disk and took seconds before the first row).
-_LEGS_COPY = """
-SELECT c.id, coalesce(t.end_to_end_id, c.id),
-       to_char(coalesce(t.created_at, c.finished_at) AT TIME ZONE 'UTC', $3),
-       to_char(c.finished_at AT TIME ZONE 'UTC', $3),
+# the JSON. A transfer with a currency conversion carries its second leg (payee -> payee2) on
+# the same line. The window index gives the order: no sort of a million wide rows (it spilled
+# to disk and took seconds before the first row).
+_TRANSFERS = """
+SELECT c.id AS tid, coalesce(t.end_to_end_id, c.id) AS e2e,
+       to_char(coalesce(t.created_at, c.finished_at) AT TIME ZONE 'UTC', $3) AS created,
+       to_char(c.finished_at AT TIME ZONE 'UTC', $3) AS committed,
        c.payer, c.payee, c.amount, c.currency,
-       coalesce(c.payee2, ''), coalesce(c.amount2, 0), coalesce(c.currency2, ''),
-       coalesce(t.source_scheme, c.source_scheme),
-       coalesce(t.destination_scheme, c.destination_scheme),
-       coalesce(t.transfer->'debtor'->>'name', ''),
+       coalesce(c.payee2, '') AS payee2, coalesce(c.amount2, 0) AS amount2,
+       coalesce(c.currency2, '') AS currency2,
+       coalesce(t.source_scheme, c.source_scheme) AS src,
+       coalesce(t.destination_scheme, c.destination_scheme) AS dst,
+       coalesce(t.transfer->'debtor'->>'name', '') AS dn,
        coalesce(t.transfer->'debtor_account'->>'number',
-                t.transfer->'debtor_account'->'proxy'->>'value', ''),
-       coalesce(t.transfer->'creditor'->>'name', ''),
+                t.transfer->'debtor_account'->'proxy'->>'value', '') AS da,
+       coalesce(t.transfer->'creditor'->>'name', '') AS cn,
        coalesce(t.transfer->'creditor_account'->>'number',
-                t.transfer->'creditor_account'->'proxy'->>'value', '')
+                t.transfer->'creditor_account'->'proxy'->>'value', '') AS ca,
+       c.finished_at
   FROM clearing_transfers c
   LEFT JOIN transfers t ON t.id = c.id
  WHERE c.window_id = $1 AND c.state = 'COMMITTED'
    AND ($2::text[] IS NULL OR c.payer = ANY($2) OR c.payee = ANY($2) OR c.payee2 = ANY($2))
  ORDER BY c.finished_at, c.id
 """
-_TIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+_LEGS_COPY = "SELECT tid, e2e, created, committed, payer, payee, amount, currency, payee2, "
+_LEGS_COPY += "amount2, currency2, src, dst, dn, da, cn, ca FROM (" + _TRANSFERS + ") r"
 _COLUMNS = 17
+
+# The same transfers with most of their text formatted by PostgreSQL, on its own core (see
+# sf.WindowStream.feed_lines for the columns and docs/decisions/0010 for why). Person data is
+# masked as the exporter masks it, then the line is checked as `sf._plain` checks it, plus
+# the length limits and two-decimal currencies: a leg passing the check is written from
+# PostgreSQL's text; any other leg comes as its raw fields and takes the exporter's careful
+# path. The check may only be stricter than the exporter's (a needless careful pass writes
+# the same bytes).
+_LINES_COPY = """
+SELECT tid, payer, payee, amount, currency, payee2, amount2, currency2, committed,
+       CASE WHEN src = dst THEN 'DMCT' ELSE 'XBCT' END, amt, amt2, e2e, created,
+       CASE WHEN plain THEN ',' || src || ',' || dst || ',' || mdn || ',' || mda || ',' || mcn
+                            || ',' || mca ELSE '' END,
+       CASE WHEN plain THEN '<Refs><EndToEndId>' || e2e || '</EndToEndId><TxId>' || tid
+            || '</TxId></Refs><RltdPties><Dbtr><Pty><Nm>' || mdn
+            || '</Nm></Pty></Dbtr><DbtrAcct><Id><Othr><Id>' || mda
+            || '</Id></Othr></Id></DbtrAcct><Cdtr><Pty><Nm>' || mcn
+            || '</Nm></Pty></Cdtr><CdtrAcct><Id><Othr><Id>' || mca
+            || '</Id></Othr></Id></CdtrAcct></RltdPties><RltdAgts>' ELSE '' END,
+       CASE WHEN plain THEN '' ELSE src END, CASE WHEN plain THEN '' ELSE dst END,
+       CASE WHEN plain THEN '' ELSE dn END, CASE WHEN plain THEN '' ELSE da END,
+       CASE WHEN plain THEN '' ELSE cn END, CASE WHEN plain THEN '' ELSE ca END
+  FROM (
+    SELECT *,
+           (amount / 100)::text || '.' || lpad((amount % 100)::text, 2, '0') AS amt,
+           CASE WHEN payee2 = '' THEN ''
+                ELSE (amount2 / 100)::text || '.' || lpad((amount2 % 100)::text, 2, '0')
+           END AS amt2,
+           currency IN ({two_decimals}) AND (payee2 = '' OR currency2 IN ({two_decimals}))
+           AND octet_length(tid) <= 35 AND octet_length(e2e) <= 35 AND octet_length(da) <= 34
+           AND octet_length(ca) <= 34 AND octet_length(dn) <= 140 AND octet_length(cn) <= 140
+           AND '|' || tid || '|' || e2e || '|' || mdn || '|' || mda || '|' || mcn || '|' || mca
+               || '|' || src || '|' || dst || '|' !~ $4 AS plain
+      FROM (SELECT *, {dn} AS mdn, {da} AS mda, {cn} AS mcn, {ca} AS mca
+              FROM ({transfers} OFFSET 0) r OFFSET 0) m
+    OFFSET 0) x
+"""
+# What `sf._plain` looks for, as a PostgreSQL regular expression (PostgreSQL text holds no NUL
+# and no surrogates).
+_CARE_RE = '[&<>",\x01-\x1f\x7f\ufffe\uffff]|\\|[=+@|-]'
+_LINE_COLUMNS = 22
+_TIME_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 _COPY_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _COPY_ESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _lines_query(masking: sf.Masking) -> str:
+    """_LINES_COPY masking as `masking` says (Masking.name_fn and account_fn in SQL)."""
+    keep = int(masking.keep_chars)  # 0 to 8, checked by Masking
+
+    def mask(column: str, on: bool) -> str:
+        if not on:
+            return column
+        return (
+            f"CASE WHEN length({column}) > {keep} THEN"
+            f" lpad(right({column}, {keep}), length({column}), '*')"
+            f" ELSE repeat('*', length({column})) END"
+        )
+
+    return _LINES_COPY.format(
+        dn=mask("dn", masking.names),
+        da=mask("da", masking.accounts),
+        cn=mask("cn", masking.names),
+        ca=mask("ca", masking.accounts),
+        transfers=_TRANSFERS,
+        two_decimals=", ".join(f"'{c}'" for c, e in sorted(CURRENCY_EXPONENTS.items()) if e == 2),
+    )
 
 
 async def build_window(conn: asyncpg.Connection, window_id: int) -> sf.Window:
@@ -122,11 +190,23 @@ async def build_window(conn: asyncpg.Connection, window_id: int) -> sf.Window:
     )
 
 
-def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AHEAD) -> RowSource:
+def row_source(
+    pool: asyncpg.Pool,
+    window_id: int,
+    chunks_ahead: int = CHUNKS_AHEAD,
+    masking: sf.Masking | None = None,
+) -> RowSource:
     """The window's committed legs touching the participants (None: all), streamed with
-    COPY TO STDOUT in chunks of whole lines; at most `chunks_ahead` chunks wait unparsed."""
+    COPY TO STDOUT in chunks of whole lines; at most `chunks_ahead` chunks wait unparsed.
 
-    async def rows_for(members: frozenset[str] | None) -> AsyncGenerator[Sequence[sf.Leg], None]:
+    With `masking`, batches are `sf.FormattedLines`, their text formatted by PostgreSQL for
+    an export masking as `masking` says; without, plain legs (`sf.Leg`)."""
+    query = _LEGS_COPY if masking is None else _lines_query(masking)
+
+    async def rows_for(members: frozenset[str] | None) -> AsyncGenerator[Sequence[Any], None]:
+        args: list[Any] = [window_id, None if members is None else sorted(members), _TIME_FORMAT]
+        if masking is not None:
+            args.append(_CARE_RE)
         async with (
             pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
@@ -142,13 +222,7 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
                 """COPY into the queue, then None; nothing more once cancelled (the consumer
                 has stopped reading, and the queue may be full)."""
                 try:
-                    await conn.copy_from_query(
-                        _LEGS_COPY,
-                        window_id,
-                        None if members is None else sorted(members),
-                        _TIME_FORMAT,
-                        output=chunks.put,
-                    )
+                    await conn.copy_from_query(query, *args, output=chunks.put)
                 except asyncio.CancelledError:
                     raise
                 except BaseException:
@@ -161,7 +235,10 @@ def row_source(pool: asyncpg.Pool, window_id: int, chunks_ahead: int = CHUNKS_AH
                 rest = ""
                 while (data := await chunks.get()) is not None:
                     text, rest = _whole_lines(rest + data.decode())
-                    yield _legs(text, members)
+                    if masking is None:
+                        yield _legs(text, members)
+                    else:
+                        yield _formatted(text, members, masking)
                 if rest:
                     raise sf.SettlementInputError("the database stream ended inside a line")
                 await task
@@ -179,15 +256,26 @@ def _whole_lines(text: str) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _legs(text: str, members: frozenset[str] | None) -> list[sf.Leg]:
-    """COPY text lines to legs. The whole chunk is split at once and cut into lines of
-    `_COLUMNS` fields (COPY escapes tabs and newlines inside values, so the count is exact):
-    half the cost of splitting line by line."""
+def _fields(text: str, columns: int) -> list[str]:
+    """A chunk of COPY text lines as one list of fields, unescaped. The whole chunk is split at
+    once (COPY escapes tabs and newlines inside values, so the count is exact): half the cost
+    of splitting line by line. The empty field after the last line stays."""
     fields = text.replace("\n", "\t").split("\t")
-    if len(fields) % _COLUMNS != 1 or fields[-1]:
-        raise sf.SettlementInputError(f"database lines of other than {_COLUMNS} fields")
+    if len(fields) % columns != 1 or fields[-1]:
+        raise sf.SettlementInputError(f"database lines of other than {columns} fields")
     if "\\" in text:
         fields = [_COPY_ESCAPE_RE.sub(_unescape, v) if "\\" in v else v for v in fields]
+    return fields
+
+
+def _formatted(text: str, members: frozenset[str] | None, masking: sf.Masking) -> sf.FormattedLines:
+    fields = _fields(text, _LINE_COLUMNS)
+    return sf.FormattedLines(zip(*[iter(fields)] * _LINE_COLUMNS, strict=False), masking, members)
+
+
+def _legs(text: str, members: frozenset[str] | None) -> list[sf.Leg]:
+    """COPY text lines to legs, `_COLUMNS` fields a line."""
+    fields = _fields(text, _COLUMNS)
     out: list[sf.Leg] = []
     append = out.append
     lines = zip(
@@ -270,9 +358,10 @@ async def export(
     async with pool.acquire() as conn:
         window = await build_window(conn, window_id)
     dest = out_dir if out_dir is not None else default_window_dir(data_dir, str(window_id))
+    masking = masking or sf.Masking()
     return await export_window(
         window,
-        row_source(pool, window_id),
+        row_source(pool, window_id, masking=masking),
         dest,
         key=key,
         masking=masking,

@@ -151,7 +151,15 @@ async def _reference(db_pool, dest, key, masking: sf.Masking):
     )
 
 
-@pytest.mark.parametrize("masking", [sf.Masking(), sf.Masking(names=False, accounts=False)])
+MASKINGS = [
+    sf.Masking(),
+    sf.Masking(names=False, accounts=False),
+    sf.Masking(names=True, accounts=False, keep_chars=0),
+    sf.Masking(names=False, accounts=True, keep_chars=8),
+]
+
+
+@pytest.mark.parametrize("masking", MASKINGS)
 async def test_database_export_writes_the_reference_files(db_pool, tmp_path, key, masking) -> None:
     async with db_pool.acquire() as conn:
         await _seed(conn, _transfers())
@@ -211,3 +219,18 @@ async def test_a_leg_the_window_does_not_declare_stops_the_export_and_frees_the_
         await settlement_service.export(db_pool, tmp_path, key, WINDOW, out_dir=tmp_path / "w")
     assert list(tmp_path.iterdir()) == []
     assert db_pool.get_idle_size() == db_pool.get_size()
+
+
+@pytest.mark.parametrize("masking", MASKINGS)
+async def test_database_lines_come_formatted_unless_their_text_needs_care(db_pool, masking) -> None:
+    """PostgreSQL formats the lines whose text needs no escaping (the byte-identity tests
+    above then cover its formatting); the others come raw for the exporter's careful path.
+    Both kinds are in the test window, so both paths are compared with the reference."""
+    async with db_pool.acquire() as conn:
+        await _seed(conn, _transfers())
+    source = settlement_service.row_source(db_pool, WINDOW, masking=masking)
+    lines = [line async for batch in source(None) for line in batch]
+    assert len(lines) == len(_transfers())
+    formatted = [line for line in lines if line[15]]
+    assert formatted and len(formatted) < len(lines)
+    assert all(line[15].startswith("<Refs>") for line in formatted)
