@@ -25,7 +25,9 @@ Person data (debtor and creditor names and accounts) is masked per `Masking`, ke
 last characters. Amounts are written as `Money.format()` writes them (in the hot loop by a
 divmod of the minor units, never a Decimal). Legs arrive in plain types (`TransferRow`), their
 times already ISO 8601 text, because building a datetime and a Money per leg cost more than
-everything else the database source does.
+everything else the database source does. The database source goes further and hands over
+lines it formatted itself (`FormattedLines`: masked, amounts written, the plain path's text),
+leaving the routing and the careful path to `feed`.
 """
 
 from __future__ import annotations

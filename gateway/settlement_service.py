@@ -4,8 +4,9 @@
 currency, O(participants x currencies)) plus leg counts; `row_source` streams the window's
 committed legs with the payment details from the gateway's records by COPY TO STDOUT in text
 form, in booking order straight off the window index (migration 0050), a few socket reads
-ahead of the formatting, so an export runs in constant memory. PostgreSQL formats the times
-and reads the JSON on its own core; the exporter only splits lines into `sf.TransferRow`s
+ahead of the formatting, so an export runs in constant memory. On its own core PostgreSQL
+reads the JSON, formats the times and, for an export (`masking` given), masks person data and
+formats most of each line (`sf.FormattedLines`); the exporter splits lines and routes them
 (no asyncpg Record, datetime or Money per leg). See docs/decisions/0010.
 """
 
