@@ -171,6 +171,8 @@ async def test_database_export_writes_the_reference_files(db_pool, tmp_path, key
     assert got.entries == want.entries == 2 * sum(len(_legs(t)) for t in _transfers())
     assert got.manifest["files"] == want.manifest["files"]
     assert verify_settlement_dir(tmp_path / "db", key.public_key()) == []
+    published = sorted(p.name for p in (tmp_path / "db").iterdir())
+    assert published == ["camt053", "details", "manifest.json", "pacs009", "summary"]
     async with db_pool.acquire() as conn:
         assert await reconcile(conn, WINDOW, tmp_path / "db") == []
 
