@@ -278,8 +278,9 @@ class _Opener:
     to a few seconds here, depending on other writers), and the first chunk of a file is only
     due after some thousands of legs. One thread per folder creates them: creating a file
     holds its folder's lock, and more threads only spun on that lock (a tenth of the
-    export's CPU time in perf, on cores PostgreSQL and the formatting need). Closing, which
-    takes no folder lock, uses CLOSE_THREADS."""
+    export's CPU time in perf, on cores PostgreSQL and the formatting need). Statements get a
+    second thread and folder (see below). Closing, which takes no folder lock, uses
+    CLOSE_THREADS."""
 
     def __init__(self, root: Path, heads: dict[str, str], writeback: bool) -> None:
         self._pool = ThreadPoolExecutor(max_workers=CLOSE_THREADS)
