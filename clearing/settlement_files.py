@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import cached_property
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from lxml import etree
 
@@ -667,7 +667,7 @@ class WindowStream:
                 not _plain(joined) or len(tid) > 35 or len(e2e) > 35
                 or len(da) > 34 or len(ca) > 34 or len(dn) > 140 or len(cn) > 140
             ):  # fmt: skip
-                line_a, line_b, details = _careful_row(r, amt, dn, da, cn, ca)
+                line_a, line_b, details = _careful_row(cast(Leg, r), amt, dn, da, cn, ca)
             else:
                 line_a = f"{tid},{e2e},{created},{committed},"
                 line_b = f",{payer},{payee},{amt},{ccy},{src},{dst},{dn},{da},{cn},{ca}\n"
@@ -740,13 +740,13 @@ class WindowStream:
             legs = [(payer, payee, minor, ccy, amt)]
             if payee2:
                 legs.append((payee, payee2, minor2, ccy2, line[11]))
-            for payer, payee, minor, ccy, amt in legs:
+            for payer, payee, minor_text, ccy, amt in legs:
                 if only is not None and payer not in only and payee not in only:
                     continue
                 line_b = f",{payer},{payee},{amt},{ccy}{parties}\n"
-                minor = int(minor)
+                leg_minor = int(minor_text)
                 sides = all_sides.get(ccy)
-                if sides is None or not 0 < minor <= AMOUNT_MINOR_MAX or payer == payee:
+                if sides is None or not 0 < leg_minor <= AMOUNT_MINOR_MAX or payer == payee:
                     raise SettlementInputError(f"transfer {tid}: not a settled leg")
                 payer_in, payee_in = payer in members, payee in members
                 if not (payer_in or payee_in):
@@ -758,7 +758,7 @@ class WindowStream:
                     if side is None:
                         raise SettlementInputError(f"{payer} has no declared {ccy} totals")
                     s, details_waiting, statement_waiting = side
-                    s[0] += minor
+                    s[0] += leg_minor
                     s[2] += 1
                     details_waiting.append(f"{line_a}debit{line_b}")
                     if len(details_waiting) == detail_chunk:
@@ -777,7 +777,7 @@ class WindowStream:
                     if side is None:
                         raise SettlementInputError(f"{payee} has no declared {ccy} totals")
                     s, details_waiting, statement_waiting = side
-                    s[1] += minor
+                    s[1] += leg_minor
                     s[3] += 1
                     details_waiting.append(f"{line_a}credit{line_b}")
                     if len(details_waiting) == detail_chunk:
