@@ -127,6 +127,45 @@ async def test_an_operator_raising_a_cap_wakes_the_resolver(saving_stack: Stack)
     assert book.final_status(e2e)[0] == "ACSC"
 
 
+async def test_a_confirmed_settlement_wakes_the_resolver(saving_stack: Stack) -> None:
+    """Settling a window takes the settled nets off the positions: a transfer queued for lack
+    of headroom then fits, and the confirmation itself wakes the resolver (no tick runs)."""
+    stack = saving_stack
+    runner = stack.app[wiring.LSM]
+    gw = stack.app[api.GATEWAY]
+    await gw.clearing.set_limits("hk-801", "HKD", 100_000, 100_000)  # 1,000.00
+    first, status, _ = await _send(stack, "hk-801", "hk-802", 80_000)
+    assert status == "ACSP"
+    book = stack.sims.book("hk-801")
+    await _wait_for(lambda: book.final_status(first) is not None)
+    assert book.final_status(first)[0] == "ACSC"  # hk-801 now owes 800.00
+
+    await runner.stop()
+    queued, status, _ = await _send(stack, "hk-801", "hk-802", 50_000)
+    assert status == "PDNG"  # 800.00 + 500.00 is over the cap
+    runner.interval_s = 3600.0  # no tick during the test: only a wake runs the resolver
+    before = runner.runs
+    runner.start()
+    await _wait_for(lambda: runner.runs > before)
+    close = await _operator(stack, "POST", "/v1/operator/windows/close")
+    assert book.final_status(queued) is None  # still queued after the close
+
+    lines = await _fetch(
+        stack,
+        "SELECT participant_id, currency FROM clearing_settlement_lines"
+        " WHERE settlement_id = $1 AND net <> 0",
+        close["settlement_id"],
+    )
+    for i, (pid, ccy) in enumerate(lines):
+        view = await _operator(
+            stack, "POST", f"/v1/operator/settlements/{close['settlement_id']}/confirm",
+            {"participant_id": pid, "currency": ccy, "reference": f"RTGS{i:05d}"},
+        )  # fmt: skip
+    assert view["state"] == "SETTLED"
+    await _wait_for(lambda: book.final_status(queued) is not None)
+    assert book.final_status(queued)[0] == "ACSC"
+
+
 async def test_lsm_settings_reach_the_queue_and_the_runner(saving_stack_with) -> None:
     overrides = dict(
         lsm_queue_ttl_s=42, lsm_resolve_interval_ms=250, lsm_snapshot_max=500,
