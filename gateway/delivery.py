@@ -401,14 +401,10 @@ class DeliveryWorker:
         if sender is None or not sender.endpoint_url:
             await self._done("callback", row["id"])
             return
-        adapter = get_adapter(sender.scheme)
         t = json.loads(rec["transfer"])
         report = StatusReport(rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
                               Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], tid)
-        now = self.clock()
-        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "S"), created_at=now,
-                                            original_msg_id=rec["msg_id"])
-        ok = await self._post(f"{sender.endpoint_url}/status", body, adapter.media_type) is not None
+        ok = await self._post_status(sender, report, _msg_id(tid, "S"))
         if ok or row["attempts"] >= self.config.callback_attempts_max:
             await self._done("callback", row["id"])
         else:
@@ -425,14 +421,10 @@ class DeliveryWorker:
         if receiver is None or not receiver.endpoint_url:
             await self._done("notice", row["id"])
             return
-        adapter = get_adapter(receiver.scheme)
         t = json.loads(rec["transfer"])
-        delivered_msg_id = _msg_id(tid)
-        report = StatusReport(delivered_msg_id, rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
+        report = StatusReport(_msg_id(tid), rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
                               "expired before the gateway committed it: reverse any credit applied", tid)
-        body = adapter.encode_status_report([report], msg_id=_msg_id(tid, "N"), created_at=self.clock(),
-                                            original_msg_id=delivered_msg_id)
-        ok = await self._post(f"{receiver.endpoint_url}/status", body, adapter.media_type) is not None
+        ok = await self._post_status(receiver, report, _msg_id(tid, "N"))
         if ok or row["attempts"] >= self.config.notice_attempts_max:
             metrics.record_notice(receiver.id, outcome="sent" if ok else "abandoned")
             if not ok:
@@ -442,6 +434,14 @@ class DeliveryWorker:
         else:
             metrics.record_notice(receiver.id, outcome="retry")
             await self._retry(row, None, "notice not acknowledged")
+
+    async def _post_status(self, party: Any, report: StatusReport, msg_id: str) -> bool:
+        """POST one status report to a participant's /status endpoint in its own scheme;
+        True when acknowledged. Callbacks and notices differ only in what they report."""
+        adapter = get_adapter(party.scheme)
+        body = adapter.encode_status_report([report], msg_id=msg_id, created_at=self.clock(),
+                                            original_msg_id=report.original_msg_id)
+        return await self._post(f"{party.endpoint_url}/status", body, adapter.media_type) is not None
 
 
 def _msg_id(tid: str, kind: str = "") -> str:
