@@ -47,7 +47,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from clearing import lsm_exact, lsm_groups, lsm_passes
+from clearing import lsm_exact, lsm_groups, lsm_lns, lsm_passes
 from clearing.money import Money
 
 # A resolver run over more transfers than this is a caller bug: page the queue instead.
@@ -261,10 +261,18 @@ def _resolve_book(
     included, projected = lsm_passes.fifo(book)
     by = {i: Pass.FIFO for i in range(len(included)) if included[i]}
     if mode in (Pass.BYPASS, Pass.EXACT):
-        for i in lsm_passes.bypass(book, included, projected):
-            by[i] = Pass.BYPASS
-        for i in lsm_groups.add_cycles(book, included, projected):
-            by[i] = Pass.BYPASS
+        fifo_included = list(included)
+        relaxed = lsm_passes.relax(book, included) if lsm_passes.relaxation_fits(included) else None
+        lsm_passes.bypass(book, included, projected, relaxed)
+        lsm_groups.add_cycles(book, included, projected)
+        if relaxed is not None and lsm_lns.improve(
+            book, included, projected, fifo_included, relaxed
+        ):
+            lsm_passes.readd(book, included, projected)
+            lsm_groups.add_cycles(book, included, projected)
+        for i, done in enumerate(included):
+            if done and not fifo_included[i]:
+                by[i] = Pass.BYPASS
     chosen = sorted(by)
     if mode is not Pass.EXACT:
         return chosen, by, None

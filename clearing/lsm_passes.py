@@ -96,16 +96,20 @@ def fifo(book: Book) -> tuple[list[bool], list[int]]:
     return included, projected
 
 
-def bypass(book: Book, included: list[bool], projected: list[int]) -> list[int]:
+def bypass(
+    book: Book, included: list[bool], projected: list[int], relaxed: Relaxation | None = None
+) -> list[int]:
     """Release more of what FIFO left queued, giving up queue order; the best of several tries.
 
     Plain: `readd` alone. Offsetting: `offset`, then `readd`, with the participants below
     their floor visited last-found first, first-found first, then in shuffled orders (a
     fixed seed, so the result depends on the snapshot only) while OFFSET_WORK_MAX allows:
     the dropping is greedy, and on large gridlocks which order ends best varies from
-    snapshot to snapshot, and widely. All tries keep every FIFO release and only add, so
-    none releases less than FIFO; the one releasing most value wins (the earlier try on a
-    tie). Updates `included` and `projected` in place, returns indices added.
+    snapshot to snapshot, and widely. With `relaxed` (the linear relaxation on top of
+    `included`, see `relax`), also guided tries that drop last what it settles whole. All
+    tries keep every FIFO release and only add, so none releases less than FIFO; the one
+    releasing most value wins (the earlier try on a tie). Updates `included` and
+    `projected` in place, returns indices added.
     """
     amount = book.amount
     left = max(1, included.count(False))
@@ -114,8 +118,8 @@ def bypass(book: Book, included: list[bool], projected: list[int]) -> list[int]:
     tries: list[tuple[str | None, list[bool] | None]] = [(None, None), ("lifo", None)]
     tries += [("fifo", None)] + [("shuffle", None)] * max(0, shuffles)
     guided = min(RELAXED_TRIES_MAX, RELAXED_WORK_MAX // left)
-    keep = relaxation_keep(book, included) if guided >= 2 else None
-    if keep is not None:
+    if relaxed is not None and guided >= 2:
+        keep = relaxed.keep()
         tries += [("lifo", keep)] + [("shuffle", keep)] * (guided - 1)
     best: tuple[int, list[int], list[bool], list[int]] | None = None
     for how, marks in tries:
@@ -235,13 +239,36 @@ def offset(
     return added
 
 
-def relaxation_keep(book: Book, included: list[bool]) -> list[bool] | None:
-    """Transfers the linear relaxation settles whole, on top of `included`; None if unsolved.
+def relaxation_fits(included: list[bool]) -> bool:
+    """Whether the relaxation is worth solving: at least two guided tries fit their bound."""
+    left = max(1, included.count(False))
+    return min(RELAXED_TRIES_MAX, RELAXED_WORK_MAX // left) >= 2
 
-    The relaxation (each left-out transfer may settle in any fraction) is near integral
-    on stressed queues and worth only a few per cent more than the best whole release, so
-    the transfers it settles whole are the ones offsetting should keep longest. Only an
-    ordering hint: floors are enforced in integers by `offset`, never by the solver.
+
+@dataclass(frozen=True, slots=True)
+class Relaxation:
+    """The linear relaxation on top of a release: each left-out transfer may settle in part.
+
+    `x[i]` is the share of transfer i it settles (1.0 for one already released), `price[p]`
+    the value of one more minor unit of headroom for participant p (its dual price).
+    """
+
+    x: list[float]
+    price: list[float]
+
+    def keep(self) -> list[bool]:
+        """The transfers it settles whole, the ones offsetting should keep longest."""
+        return [v > RELAXED_WHOLE_MIN for v in self.x]
+
+
+def relax(book: Book, included: list[bool]) -> Relaxation | None:
+    """Solve the linear relaxation on top of `included`; None if nothing is left or unsolved.
+
+    On stressed queues it is near integral and worth only a few per cent more than the
+    best whole release, so the transfers it settles whole are the ones offsetting should
+    keep longest, and where it disagrees with a release is where to look for a better one.
+    Only a hint: floors are enforced in integers by the steps that use it, never by the
+    solver.
     """
     left = [i for i, done in enumerate(included) if not done]
     if not left:
@@ -257,10 +284,19 @@ def relaxation_keep(book: Book, included: list[bool]) -> list[bool] | None:
     res = linprog(cost, A_ub=matrix, b_ub=headroom, bounds=(0, 1), method="highs")
     if res.status != 0 or res.x is None:
         return None
-    keep = [False] * len(included)
+    x = [1.0] * len(included)
     for j, i in enumerate(left):
-        keep[i] = bool(res.x[j] > RELAXED_WHOLE_MIN)
-    return keep
+        x[i] = float(res.x[j])
+    price = [float(-m) for m in res.ineqlin.marginals]
+    return Relaxation(x, price)
+
+
+def relaxation_keep(book: Book, included: list[bool]) -> list[bool] | None:
+    """Transfers the linear relaxation settles whole, on top of `included`; None if unsolved."""
+    relaxed = relax(book, included)
+    if relaxed is None:
+        return None
+    return [v > RELAXED_WHOLE_MIN and not done for v, done in zip(relaxed.x, included, strict=True)]
 
 
 def projected_headroom(book: Book, included: list[bool]) -> list[int]:
