@@ -30,8 +30,10 @@ Up to three passes run, each adding to the previous one's result:
    last one; then the re-add, in several orders of visiting the participants below their
    floor, within a work bound; on queues small enough, also with the transfers the
    linear relaxation settles whole dropped last. The try releasing most value wins.
-   Last, whole cycles of left-out transfers that fit together are added
-   (`clearing.lsm_groups`).
+   Then whole cycles of left-out transfers that fit together are added
+   (`clearing.lsm_groups`). Last, on those small queues, a neighbourhood search re-solves
+   exactly, as a small integer program, the part of the release where it and the linear
+   relaxation disagree, and keeps a strictly better answer (`clearing.lsm_lns`).
 3. ``Pass.EXACT`` (at window close): an integer program over the whole queue
    (`clearing.lsm_exact`), accepted only when it releases strictly more value than the
    first two passes and survives `check_release`, the exact integer re-check.
