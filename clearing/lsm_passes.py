@@ -291,14 +291,6 @@ def relax(book: Book, included: list[bool]) -> Relaxation | None:
     return Relaxation(x, price)
 
 
-def relaxation_keep(book: Book, included: list[bool]) -> list[bool] | None:
-    """Transfers the linear relaxation settles whole, on top of `included`; None if unsolved."""
-    relaxed = relax(book, included)
-    if relaxed is None:
-        return None
-    return [v > RELAXED_WHOLE_MIN and not done for v, done in zip(relaxed.x, included, strict=True)]
-
-
 def projected_headroom(book: Book, included: list[bool]) -> list[int]:
     """Per participant: how far the release `included` leaves it above its floor."""
     projected = book.project([i for i, done in enumerate(included) if done])
