@@ -255,3 +255,30 @@ def test_files_handed_to_the_disk_while_written_are_the_same(key, tmp_path, monk
     handed = f.export(window, rows, tmp_path / "handed", key)
     assert handed.manifest["files"] == plain.manifest["files"]
     assert verify_settlement_dir(tmp_path / "handed", key.public_key()) == []
+
+
+def test_settlements_folder_is_marked_as_a_top_of_unrelated_folders(key, tmp_path) -> None:
+    """On a file system with inode flags (ext4 here), the export marks the folder holding
+    windows' folders `chattr +T`, so each window's files go to a block group of their own."""
+    import fcntl
+    import os
+    import struct
+
+    from gateway import settlement_export as se
+
+    parts, rows = _small()
+    root = tmp_path / "settlements"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            raw = fcntl.ioctl(fd, se._FS_IOC_GETFLAGS, b"\0" * 4)
+        except OSError:
+            pytest.skip("this file system has no inode flags")
+        assert not struct.unpack("i", raw)[0] & se._FS_TOPDIR_FL
+        f.export(f.window_of(parts, rows), rows, root / "1", key, fsync=False)
+        (flags,) = struct.unpack("i", fcntl.ioctl(fd, se._FS_IOC_GETFLAGS, b"\0" * 4))
+    finally:
+        os.close(fd)
+    assert flags & se._FS_TOPDIR_FL
+    assert verify_settlement_dir(root / "1", key.public_key()) == []
