@@ -85,9 +85,17 @@ async def test_receiver_reverses_a_credit_the_gateway_expired(
     conn = await asyncpg.connect(stack.dsn)
     try:
         state = await conn.fetchval("SELECT state FROM clearing_transfers WHERE id = $1", report.gateway_id)
-        notice = await conn.fetchrow(
-            "SELECT attempts, done_at FROM outbox WHERE transfer_id = $1 AND kind = 'notice'", report.gateway_id
-        )
+        # The receiver has reversed; the gateway marks the notice done once it has the answer.
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            notice = await conn.fetchrow(
+                "SELECT attempts, done_at FROM outbox WHERE transfer_id = $1 AND kind = 'notice'",
+                report.gateway_id,
+            )
+            if notice is None or notice["done_at"] is not None:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "notice never marked done"
+            await asyncio.sleep(0.05)
     finally:
         await conn.close()
     assert state == "EXPIRED"
