@@ -272,8 +272,12 @@ async def _build_window(pool: asyncpg.Pool, parts: list[tuple[str, str, str]], s
                 )
                 entries.append((tid, 1, payer, ccy, amt, wid, now))
                 entries.append((tid, 1, payee, ccy, -amt, wid, now))
-                totals.setdefault((payer, ccy), [0, 0])[0] += amt
-                totals.setdefault((payee, ccy), [0, 0])[1] += amt
+                sums = totals.setdefault((payer, ccy), [0, 0, 0, 0])
+                sums[0] += amt
+                sums[2] += 1
+                sums = totals.setdefault((payee, ccy), [0, 0, 0, 0])
+                sums[1] += amt
+                sums[3] += 1
             async with conn.transaction():
                 await conn.copy_records_to_table(
                     "clearing_transfers", records=transfers,
@@ -290,6 +294,7 @@ async def _build_window(pool: asyncpg.Pool, parts: list[tuple[str, str, str]], s
             await conn.execute(
                 q.ADD_TOTALS, wid, [k[0] for k in keys], [k[1] for k in keys],
                 [totals[k][0] for k in keys], [totals[k][1] for k in keys],
+                [totals[k][2] for k in keys], [totals[k][3] for k in keys],
             )  # fmt: skip
             await conn.execute(
                 q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],

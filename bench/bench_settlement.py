@@ -313,9 +313,10 @@ async def _load(dsn: str, n: int, p: int) -> None:
             )  # fmt: skip
         await conn.copy_records_to_table(
             "clearing_window_totals",
-            columns=["window_id", "participant_id", "currency", "debits", "credits"],
-            records=[(WINDOW_ID, ids[q], c, d, cr)
-                     for (q, c), (d, cr, _, _) in sorted(_sums(n, p).items())],
+            columns=["window_id", "participant_id", "currency", "debits", "credits",
+                     "debit_count", "credit_count"],
+            records=[(WINDOW_ID, ids[q], c, d, cr, dc, cc)
+                     for (q, c), (d, cr, dc, cc) in sorted(_sums(n, p).items())],
         )  # fmt: skip
         await conn.execute("VACUUM ANALYZE")  # as autovacuum would have by the time of export
     finally:

@@ -6,7 +6,7 @@ arithmetic. Aggregating per key also means one row update per (participant, curr
 batch, however many transfers of a hot payer the batch holds.
 
     COMMITTED: payer reserved -= amount, payer net += amount, payee net -= amount,
-               window debits/credits += amount, ledger entries posted
+               window debits/credits += amount and their counts += 1, ledger entries posted
     ABORTED / EXPIRED: payer reserved -= amount, corridor usage given back
 """
 
@@ -40,6 +40,8 @@ class Effects:
     net: dict[PosKey, int] = field(default_factory=lambda: defaultdict(int))
     debits: dict[PosKey, int] = field(default_factory=lambda: defaultdict(int))
     credits: dict[PosKey, int] = field(default_factory=lambda: defaultdict(int))
+    debit_count: dict[PosKey, int] = field(default_factory=lambda: defaultdict(int))
+    credit_count: dict[PosKey, int] = field(default_factory=lambda: defaultdict(int))
     usage: dict[UsageKey, int] = field(default_factory=lambda: defaultdict(int))
     entries: list[Entry] = field(default_factory=list)
 
@@ -63,6 +65,8 @@ def effects(endings: Iterable[Ending]) -> Effects:
                 fx.net[payee] -= amt
                 fx.debits[payer] += amt
                 fx.credits[payee] += amt
+                fx.debit_count[payer] += 1
+                fx.credit_count[payee] += 1
         if e.state is TransferState.COMMITTED:
             fx.entries.extend(leg_entries(e.transfer_id, e.legs))
         else:

@@ -238,13 +238,16 @@ UPDATE clearing_corridor_usage u SET used = u.used + d.delta
 """
 
 ADD_TOTALS = """
-INSERT INTO clearing_window_totals AS w (window_id, participant_id, currency, debits, credits)
-SELECT $1, d.participant_id, d.currency, d.debits, d.credits
-  FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[])
-       AS d(participant_id, currency, debits, credits)
+INSERT INTO clearing_window_totals AS w
+       (window_id, participant_id, currency, debits, credits, debit_count, credit_count)
+SELECT $1, d.participant_id, d.currency, d.debits, d.credits, d.debit_count, d.credit_count
+  FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+       AS d(participant_id, currency, debits, credits, debit_count, credit_count)
  ORDER BY d.participant_id, d.currency
 ON CONFLICT (window_id, participant_id, currency) DO UPDATE
-   SET debits = w.debits + EXCLUDED.debits, credits = w.credits + EXCLUDED.credits
+   SET debits = w.debits + EXCLUDED.debits, credits = w.credits + EXCLUDED.credits,
+       debit_count = w.debit_count + EXCLUDED.debit_count,
+       credit_count = w.credit_count + EXCLUDED.credit_count
 """
 
 LEDGER_COLUMNS = (

@@ -296,6 +296,8 @@ class ClearingStore:
             await conn.execute(
                 q.ADD_TOTALS, window_id, [k[0] for k in tkeys], [k[1] for k in tkeys],
                 [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
+                [fx.debit_count.get(k, 0) for k in tkeys],
+                [fx.credit_count.get(k, 0) for k in tkeys],
             )  # fmt: skip
         keys = fx.position_keys()
         done = await conn.fetch(

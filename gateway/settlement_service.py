@@ -145,23 +145,11 @@ async def build_window(conn: asyncpg.Connection, window_id: int) -> sf.Window:
     if w is None or w["closed_at"] is None:
         raise UnknownWindow(f"window {window_id} is not a closed window")
     totals = await conn.fetch(
-        """SELECT participant_id, currency, debits, credits FROM clearing_window_totals
+        """SELECT participant_id, currency, debits, credits, debit_count, credit_count
+             FROM clearing_window_totals
             WHERE window_id = $1 AND (debits <> 0 OR credits <> 0) ORDER BY 1, 2""",
         window_id,
     )
-    counts = await conn.fetch(
-        """SELECT participant_id, currency, sum(d) AS debit_count, sum(c) AS credit_count FROM (
-               SELECT payer AS participant_id, currency, 1 AS d, 0 AS c FROM clearing_legs
-                WHERE window_id = $1 AND state = 'COMMITTED'
-               UNION ALL
-               SELECT payee, currency, 0, 1 FROM clearing_legs WHERE window_id = $1 AND state = 'COMMITTED'
-           ) x GROUP BY 1, 2""",
-        window_id,
-    )
-    n = {
-        (r["participant_id"], r["currency"]): (int(r["debit_count"]), int(r["credit_count"]))
-        for r in counts
-    }
     parts = await conn.fetch(
         "SELECT id, name, clearing_system, clearing_code FROM participants ORDER BY id"
     )
@@ -184,7 +172,8 @@ async def build_window(conn: asyncpg.Connection, window_id: int) -> sf.Window:
                 Money(r["debits"], r["currency"]),
                 Money(r["credits"], r["currency"]),
                 Money(r["credits"] - r["debits"], r["currency"]),
-                *n.get((r["participant_id"], r["currency"]), (0, 0)),
+                r["debit_count"],
+                r["credit_count"],
             )
             for r in totals
         ),

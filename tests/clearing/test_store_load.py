@@ -157,9 +157,10 @@ async def test_windows_closed_under_load_lose_nothing(
             == 0
         )
         assert len([r for r in per_window if r[1] > 0]) >= 3  # closes really fell amid the traffic
-        # Running totals of every window equal the transfers stamped with it, exactly.
+        # Running totals and counts of every window equal the transfers stamped with it, exactly.
         from_legs = await conn.fetch(
-            """SELECT window_id, participant_id, sum(d)::bigint AS debits, sum(c)::bigint AS credits FROM (
+            """SELECT window_id, participant_id, sum(d)::bigint AS debits, sum(c)::bigint AS credits,
+                      sum(sign(d))::bigint, sum(sign(c))::bigint FROM (
                    SELECT window_id, payer AS participant_id, amount AS d, 0 AS c FROM clearing_legs
                     WHERE state = 'COMMITTED'
                    UNION ALL
@@ -167,8 +168,8 @@ async def test_windows_closed_under_load_lose_nothing(
                ) x GROUP BY 1, 2 ORDER BY 1, 2"""
         )
         totals = await conn.fetch(
-            """SELECT window_id, participant_id, debits, credits FROM clearing_window_totals
-                WHERE debits <> 0 OR credits <> 0 ORDER BY 1, 2"""
+            """SELECT window_id, participant_id, debits, credits, debit_count, credit_count
+                 FROM clearing_window_totals WHERE debits <> 0 OR credits <> 0 ORDER BY 1, 2"""
         )
         assert [tuple(r) for r in totals] == [tuple(r) for r in from_legs]
         # Each closed window's settlement nets exactly its transfers.

@@ -75,3 +75,48 @@ async def test_concurrent_runners_serialize(empty_db_dsn: str) -> None:
     finally:
         for c in conns:
             await c.close()
+
+
+async def test_window_total_counts_are_filled_in_for_windows_already_cleared(
+    empty_db_dsn: str, tmp_path: Path
+) -> None:
+    """0060 adds running leg counts to the window totals and counts the legs already
+    committed, conversion legs included, so exports of older windows keep their counts."""
+    src = migrate.MIGRATIONS_DIR
+    for f in sorted(src.glob("*.sql")):
+        if f.name < "0060":
+            shutil.copy(f, tmp_path / f.name)
+    conn = await asyncpg.connect(empty_db_dsn)
+    try:
+        await migrate.upgrade(conn, tmp_path)
+        rows = [  # id, payer, payee, currency, amount, payee2, currency2, amount2
+            ("t1", "A", "B", "HKD", 500, None, None, None),
+            ("t2", "A", "B", "HKD", 700, None, None, None),
+            ("t3", "B", "A", "HKD", 100, "C", "CNY", 90),
+        ]
+        await conn.executemany(
+            """INSERT INTO clearing_transfers (id, state, source_scheme, destination_scheme,
+                   payer, payee, currency, amount, payee2, currency2, amount2, reserved_at,
+                   expires_at, finished_at, window_id)
+               VALUES ($1, 'COMMITTED', 'hk-fps', 'hk-fps', $2, $3, $4, $5, $6, $7, $8,
+                       now(), now(), now(), 1)""",
+            rows,
+        )
+        await conn.executemany(
+            """INSERT INTO clearing_window_totals (window_id, participant_id, currency, debits,
+                   credits) VALUES (1, $1, $2, $3, $4)""",
+            [("A", "HKD", 1200, 100), ("B", "HKD", 100, 1200), ("A", "CNY", 90, 0),
+             ("C", "CNY", 0, 90)],
+        )  # fmt: skip
+        await migrate.upgrade(conn, src)
+        got = await conn.fetch(
+            """SELECT participant_id, currency, debit_count, credit_count
+                 FROM clearing_window_totals ORDER BY 1, 2"""
+        )
+        assert [tuple(r) for r in got] == [
+            ("A", "CNY", 1, 0), ("A", "HKD", 2, 1), ("B", "HKD", 1, 2), ("C", "CNY", 0, 1),
+        ]  # fmt: skip
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE clearing_window_totals SET debit_count = 0 WHERE debits > 0")
+    finally:
+        await conn.close()

@@ -132,12 +132,14 @@ async def _seed(conn, transfers: list[dict]) -> None:
                 t["id"], leg_no, leg.payer_id, leg.currency, leg.amount_minor, WINDOW, T0,
                 leg.payee_id,
             )  # fmt: skip
-            totals.setdefault((leg.payer_id, leg.currency), [0, 0])[0] += leg.amount_minor
-            totals.setdefault((leg.payee_id, leg.currency), [0, 0])[1] += leg.amount_minor
+            for side, who in ((0, leg.payer_id), (1, leg.payee_id)):
+                sums = totals.setdefault((who, leg.currency), [0, 0, 0, 0])
+                sums[side] += leg.amount_minor
+                sums[side + 2] += 1
     await conn.executemany(
-        "INSERT INTO clearing_window_totals (window_id, participant_id, currency, debits, credits)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        [(WINDOW, p, c, d, cr) for (p, c), (d, cr) in sorted(totals.items())],
+        "INSERT INTO clearing_window_totals (window_id, participant_id, currency, debits,"
+        " credits, debit_count, credit_count) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        [(WINDOW, p, c, *sums) for (p, c), sums in sorted(totals.items())],
     )
 
 
@@ -236,3 +238,26 @@ async def test_database_lines_come_formatted_unless_their_text_needs_care(db_poo
     formatted = [line for line in lines if line[15]]
     assert formatted and len(formatted) < len(lines)
     assert all(line[15].startswith("<Refs>") for line in formatted)
+
+
+async def test_reconcile_reports_running_counts_that_disagree_with_the_legs(
+    db_pool, tmp_path, key
+) -> None:
+    """The running counts the export takes its entry counts from are checked against the
+    legs, and against the files' summaries: one count off is reported, with the row."""
+    async with db_pool.acquire() as conn:
+        await _seed(conn, _transfers())
+        await settlement_service.export(db_pool, tmp_path, key, WINDOW, out_dir=tmp_path / "db")
+        pid, ccy = await conn.fetchrow(
+            "SELECT participant_id, currency FROM clearing_window_totals"
+            " WHERE window_id = $1 AND debit_count > 0 ORDER BY 1, 2 LIMIT 1",
+            WINDOW,
+        )
+        await conn.execute(
+            "UPDATE clearing_window_totals SET debit_count = debit_count + 1"
+            " WHERE window_id = $1 AND participant_id = $2 AND currency = $3",
+            WINDOW, pid, ccy,
+        )  # fmt: skip
+        diffs = await reconcile(conn, WINDOW, tmp_path / "db")
+    assert len(diffs) == 2  # against the legs and against the files
+    assert all(d.startswith(f"{pid} {ccy}: ") and "counts" in d for d in diffs)
