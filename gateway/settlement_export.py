@@ -159,12 +159,15 @@ class _Out:
             self.sha256.update(data)
             start += len(data)
 
+    def hand_to_disk(self, start: int, end: int) -> None:
+        _fadvise(self._f.fileno(), start, end)
+
     def close(self, files: dict[str, dict[str, Any]], data: bytes = b"") -> None:
         """Write `data` last and close: the writeback thread has drained by now."""
         self._write(data)
         if self._handed_bytes >= 0 and self.size_bytes > self._handed_bytes:
             self.read_in(self._handed_bytes, self.size_bytes)
-            _fadvise(self._f.fileno(), self._handed_bytes, self.size_bytes)
+            self.hand_to_disk(self._handed_bytes, self.size_bytes)
         self._f.close()
         if self._moves is not None:
             os.rename(*self._moves)
@@ -207,7 +210,7 @@ class _Writeback:
                 self._failure = exc
                 continue
             with contextlib.suppress(OSError):
-                _fadvise(out._f.fileno(), start, end)
+                out.hand_to_disk(start, end)
 
     def drain(self) -> None:
         self._asks.put(None)
