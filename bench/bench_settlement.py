@@ -340,8 +340,9 @@ def _child_db(dsn: str, out_dir: Path, postmaster: int) -> None:
         pool = await asyncpg.create_pool(dsn, min_size=2, max_size=4)
         try:
             before = pg_cpu_s()
+            # Where `baygate settlement export WINDOW` writes: <data dir>/settlements/<window>/.
             result = await settlement_service.export(
-                pool, out_dir, Ed25519PrivateKey.generate(), WINDOW_ID, out_dir=out_dir / "w"
+                pool, out_dir, Ed25519PrivateKey.generate(), WINDOW_ID
             )
             result.manifest["pg_cpu_s"] = pg_cpu_s() - before
             return result
@@ -395,7 +396,7 @@ async def _db_runs(n: int, p: int, runs: int, check: bool) -> list[dict[str, flo
                 figures = await asyncio.to_thread(_spawn, args)
                 figures.update(CpuMeter.since(before, meter.snapshot()))
                 if check and i == 0:
-                    await _check(dsn, tmp / "w")
+                    await _check(dsn, tmp / "settlements" / str(WINDOW_ID))
                 out.append(figures)
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)

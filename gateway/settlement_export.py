@@ -230,8 +230,13 @@ async def export_window(
     progress: Progress | None = None,
     now: Callable[[], datetime] | None = None,
     fsync: bool = True,
+    settlements_root: bool = False,
 ) -> ExportResult:
     """Write, hash and sign every settlement file of `window` under `dest` (which must not exist).
+
+    With `settlements_root`, `dest`'s parent is the gateway's own folder of window folders,
+    which is marked for the file system as holding unrelated folders (`_spread_subfolders`);
+    a folder a caller named is left as it is.
 
     Raises SettlementInputError, leaving nothing behind, when the clearing output is
     inconsistent or the streamed rows disagree with the declared totals. Formatting a batch
@@ -243,7 +248,8 @@ async def export_window(
     masking = masking or sf.Masking()
     generated_at = (now or _utc_now)()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _spread_subfolders(dest.parent)
+    if settlements_root:
+        _spread_subfolders(dest.parent)
     tmp = dest.parent / f".{dest.name}.partial-{os.urandom(4).hex()}"
     tmp.mkdir(mode=0o750)
     files: dict[str, dict[str, Any]] = {}

@@ -381,6 +381,7 @@ async def export(
         audit_chain_head=audit_chain_head,
         progress=progress,
         now=now,
+        settlements_root=out_dir is None,
     )
 
 

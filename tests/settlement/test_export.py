@@ -258,8 +258,9 @@ def test_files_handed_to_the_disk_while_written_are_the_same(key, tmp_path, monk
 
 
 def test_settlements_folder_is_marked_as_a_top_of_unrelated_folders(key, tmp_path) -> None:
-    """On a file system with inode flags (ext4 here), the export marks the folder holding
-    windows' folders `chattr +T`, so each window's files go to a block group of their own."""
+    """On a file system with inode flags (ext4 here), the export marks the gateway's folder
+    of window folders `chattr +T`, so each window's files go to a block group of their own;
+    a folder the caller named is left as it is."""
     import fcntl
     import os
     import struct
@@ -276,9 +277,13 @@ def test_settlements_folder_is_marked_as_a_top_of_unrelated_folders(key, tmp_pat
         except OSError:
             pytest.skip("this file system has no inode flags")
         assert not struct.unpack("i", raw)[0] & se._FS_TOPDIR_FL
-        f.export(f.window_of(parts, rows), rows, root / "1", key, fsync=False)
+        window = f.window_of(parts, rows)
+        f.export(window, rows, root / "named", key, fsync=False)  # a folder the caller named
+        (named,) = struct.unpack("i", fcntl.ioctl(fd, se._FS_IOC_GETFLAGS, b"\0" * 4))
+        f.export(window, rows, root / "1", key, fsync=False, settlements_root=True)
         (flags,) = struct.unpack("i", fcntl.ioctl(fd, se._FS_IOC_GETFLAGS, b"\0" * 4))
     finally:
         os.close(fd)
+    assert not named & se._FS_TOPDIR_FL
     assert flags & se._FS_TOPDIR_FL
     assert verify_settlement_dir(root / "1", key.public_key()) == []
