@@ -9,13 +9,13 @@ failed close is retried after `poll_s` without ending the loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
 from clearing.ports import WindowClose
 from clearing.windows import CloseSchedule
+from gateway.waits import wait_event
 
 POLL_S_MAX = 60.0
 
@@ -54,5 +54,4 @@ async def run_close_schedule(
         except Exception as exc:  # keep the schedule alive: report and retry later
             if on_error is not None:
                 on_error(exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(wait_s, 0.0))
+        await wait_event(stop, wait_s)

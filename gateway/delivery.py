@@ -47,6 +47,7 @@ from gateway import audit, metrics, transfer_json
 from gateway.auth import sign_request
 from gateway.batcher import MicroBatcher
 from gateway.logging import get_logger
+from gateway.waits import wait_event
 
 GATEWAY_KEY_ID = "baygate"
 # Every message the gateway sends (deliveries, callbacks, notices) has an id with this prefix,
@@ -183,8 +184,7 @@ class DeliveryWorker:
                 task.add_done_callback(self._in_flight.discard)
             if len(claimed) < self.config.claim_batch_max:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.config.poll_interval_s)
+                await wait_event(self._wake, self.config.poll_interval_s)
 
     async def _reclaim(self) -> None:
         """Make deliveries claimed before a restart due at once instead of when their lease

@@ -33,6 +33,7 @@ from clearing import lsm
 from gateway import metrics
 from gateway.logging import get_logger
 from gateway.lsm_store import RELEASE_MAX, LsmStore, QueueEntry
+from gateway.waits import wait_event
 
 INTERVAL_S_DEFAULT = 0.5
 INTERVAL_S_MIN = 0.01
@@ -93,8 +94,7 @@ class LsmRunner:
                 await self.run_once()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 _log.warning("lsm_run_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval_s)
+            await wait_event(self._wake, interval_s)
 
     async def run_once(self, mode: lsm.Pass | None = None, *, expire: bool = True) -> RunReport:
         """One pass over every currency: expire due transfers, then resolve and release.
