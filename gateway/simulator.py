@@ -57,6 +57,7 @@ from gateway.sim_state import (
     decide,
     dedupe_key,
 )
+from gateway.waits import wait_event
 
 GATEWAY_KEY_ID = "baygate"
 PATH_PREFIXES = ("providers", "deliveries")
@@ -158,10 +159,7 @@ async def _transfers(request: web.Request) -> web.StreamResponse:
     book.deliveries += 1
     if book.participant.id in rules.silent_participants or _roll(state, rules.silent_ratio):
         book.held += 1
-        try:
-            await asyncio.wait_for(runtime.stopping.wait(), rules.silent_hold_s_max)
-        except TimeoutError:
-            pass
+        await wait_event(runtime.stopping, rules.silent_hold_s_max)
         return _problem(503, "Service Unavailable", "the provider did not answer")
     if _roll(state, rules.http_500_ratio):
         book.failed += 1
