@@ -172,14 +172,20 @@ class Planner:
         )
 
     def _over_cap(self, now: dt.datetime) -> Job | None:
-        """One transfer above the sender's cap, on a corridor without amount limits."""
+        """One transfer above what the sender can pay, on a corridor without amount limits.
+
+        Not merely above its cap: a sender that received more than it paid has that much
+        more room. Positions sum to zero per currency and nobody goes below minus its cap,
+        so no sender ever holds more than the others' caps together: above its own cap plus
+        theirs, the transfer can never fit."""
         routes = self._routes(now, lambda s, d: not _limited(self.rules, s.scheme, d))
         if not routes:
             return None
         s, dst = self.rng.choice(routes)
         ccy = sm.corridor_currencies(s.scheme, dst, self.rules)[0]
         cap = self.caps.get((s.id, ccy), 10**10)
-        amount = Money(min(cap + self.rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
+        room = sum(c for (_, c_ccy), c in self.caps.items() if c_ccy == ccy) + cap
+        amount = Money(min(room + self.rng.randint(1, cap // 2 + 1), AMOUNT_MINOR_MAX), ccy)
         return self._message("over_cap", s, [(self.rng.choice(self._pool(s, dst)), amount)], now)
 
     def _reuse(
