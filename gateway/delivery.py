@@ -118,6 +118,7 @@ class DeliveryConfig:
     backoff_base_s: float = 0.2
     backoff_max_s: float = 10.0
     callback_attempts_max: int = 8
+    callback_batch_max: int = 100  # transfers told in one status report to their sender
     notice_attempts_max: int = 200  # at backoff_max_s apart: half an hour of retries
     in_flight_max: int = 256
     claim_batch_max: int = 200
@@ -178,8 +179,8 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("outbox_claim_failed", error=type(exc).__name__)
                 claimed = []
-            for row in claimed:
-                task = asyncio.create_task(self._attempt(row))
+            for rows in _attempt_groups(claimed, self.config.callback_batch_max):
+                task = asyncio.create_task(self._attempt(rows))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             if len(claimed) < self.config.claim_batch_max:
@@ -223,17 +224,19 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("expiry_sweep_failed", error=type(exc).__name__)
 
-    async def _attempt(self, row: asyncpg.Record) -> None:
+    async def _attempt(self, rows: list[asyncpg.Record]) -> None:
+        """One attempt: a delivery or a notice (one row), or the callbacks to one sender."""
+        kind = rows[0]["kind"]
         try:
-            if row["kind"] == "deliver":
-                await self._deliver(row)
-            elif row["kind"] == "notice":
-                await self._notice(row)
+            if kind == "deliver":
+                await self._deliver(rows[0])
+            elif kind == "notice":
+                await self._notice(rows[0])
             else:
-                await self._callback(row)
+                await self._callbacks(rows)
         except _DB_ERRORS as exc:
-            # The lease expires and the row is claimed again.
-            _log.warning("outbox_attempt_failed", kind=row["kind"], error=type(exc).__name__)
+            # The lease expires and the rows are claimed again.
+            _log.warning("outbox_attempt_failed", kind=kind, error=type(exc).__name__)
 
     # --- deliver -------------------------------------------------------------------------
 
@@ -395,20 +398,29 @@ class DeliveryWorker:
 
     # --- callback ------------------------------------------------------------------------
 
-    async def _callback(self, row: asyncpg.Record) -> None:
-        tid, rec = row["transfer_id"], row  # the claim carries the transfer's columns
-        sender = self.directory.by_id.get(rec["sender_id"]) if rec["found"] is not None else None
+    async def _callbacks(self, rows: list[asyncpg.Record]) -> None:
+        """Tell one sender the final status of its transfers: one status report, one
+        transaction per transfer, each naming the sender's own message (pacs.002
+        TxInfAndSts/OrgnlGrpInf, the ibps receipt's per-transaction original). The report's
+        id comes from its first transfer; a retry may group differently, and a sender reads a
+        repeated final status as the same answer (it is keyed by end-to-end id)."""
+        sender = self.directory.by_id.get(rows[0]["sender_id"]) if rows[0]["found"] is not None else None
         if sender is None or not sender.endpoint_url:
-            await self._done("callback", row["id"])
+            await asyncio.gather(*(self._done("callback", r["id"]) for r in rows))
             return
-        t = json.loads(rec["transfer"])
-        report = StatusReport(rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
-                              Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], tid)
-        ok = await self._post_status(sender, report, _msg_id(tid, "S"))
-        if ok or row["attempts"] >= self.config.callback_attempts_max:
-            await self._done("callback", row["id"])
-        else:
-            await self._retry(row, None, "callback not acknowledged")
+        reports = []
+        for rec in rows:
+            t = json.loads(rec["transfer"])
+            reports.append(StatusReport(
+                rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
+                Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], rec["transfer_id"]))
+        metrics.observe_callback_batch(len(reports))
+        ok = await self._post_status(sender, reports, _msg_id(rows[0]["transfer_id"], "S"))
+        for rec in rows:
+            if ok or rec["attempts"] >= self.config.callback_attempts_max:
+                await self._done("callback", rec["id"])
+            else:
+                await self._retry(rec, None, "callback not acknowledged")
 
     async def _notice(self, row: asyncpg.Record) -> None:
         """Tell the receiver that a transfer it may have accepted expired unpaid (RJCT AB05).
@@ -424,7 +436,7 @@ class DeliveryWorker:
         t = json.loads(rec["transfer"])
         report = StatusReport(_msg_id(tid), rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
                               "expired before the gateway committed it: reverse any credit applied", tid)
-        ok = await self._post_status(receiver, report, _msg_id(tid, "N"))
+        ok = await self._post_status(receiver, [report], _msg_id(tid, "N"))
         if ok or row["attempts"] >= self.config.notice_attempts_max:
             metrics.record_notice(receiver.id, outcome="sent" if ok else "abandoned")
             if not ok:
@@ -435,13 +447,33 @@ class DeliveryWorker:
             metrics.record_notice(receiver.id, outcome="retry")
             await self._retry(row, None, "notice not acknowledged")
 
-    async def _post_status(self, party: Any, report: StatusReport, msg_id: str) -> bool:
+    async def _post_status(self, party: Any, reports: list[StatusReport], msg_id: str) -> bool:
         """POST one status report to a participant's /status endpoint in its own scheme;
-        True when acknowledged. Callbacks and notices differ only in what they report."""
+        True when acknowledged. Callbacks and notices differ only in what they report. The
+        group names the first report's original message; a report about another message
+        names its own."""
         adapter = get_adapter(party.scheme)
-        body = adapter.encode_status_report([report], msg_id=msg_id, created_at=self.clock(),
-                                            original_msg_id=report.original_msg_id)
+        body = adapter.encode_status_report(reports, msg_id=msg_id, created_at=self.clock(),
+                                            original_msg_id=reports[0].original_msg_id)
         return await self._post(f"{party.endpoint_url}/status", body, adapter.media_type) is not None
+
+
+def _attempt_groups(rows: Sequence[asyncpg.Record], callbacks_max: int) -> list[list[asyncpg.Record]]:
+    """Claimed rows as attempts: each delivery and notice alone, callbacks to the same
+    sender together, at most `callbacks_max` to a report. Claim order is kept within a
+    group. A callback whose transfer is gone goes alone (it is only marked done)."""
+    groups: list[list[asyncpg.Record]] = []
+    open_groups: dict[str, list[asyncpg.Record]] = {}
+    for row in rows:
+        if row["kind"] != "callback" or row["found"] is None:
+            groups.append([row])
+            continue
+        group = open_groups.get(row["sender_id"])
+        if group is None or len(group) >= callbacks_max:
+            group = open_groups[row["sender_id"]] = []
+            groups.append(group)
+        group.append(row)
+    return groups
 
 
 def _msg_id(tid: str, kind: str = "") -> str:

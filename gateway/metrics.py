@@ -208,6 +208,12 @@ DELIVERY_FAILURES = Counter(
     registry=REGISTRY,
 )
 NOTICE_OUTCOMES = ("sent", "retry", "abandoned")
+CALLBACK_BATCH = Histogram(
+    "baygate_callback_batch_transfers",
+    "Transfers whose final status one callback status report tells their sender.",
+    buckets=(1, 2, 5, 10, 20, 50, 100),
+    registry=REGISTRY,
+)
 RECEIVER_NOTICES = Counter(
     "baygate_receiver_notices_total",
     "Notices to a receiving participant that a transfer it may have accepted expired unpaid "
@@ -304,6 +310,11 @@ def record_delivery_attempt(participant: str, *, retry: bool, ok: bool) -> None:
         DELIVERY_RETRIES.labels(p).inc()
     if not ok:
         DELIVERY_FAILURES.labels(p).inc()
+
+
+def observe_callback_batch(transfers: int) -> None:
+    """One callback report to a sender, telling `transfers` final statuses."""
+    CALLBACK_BATCH.observe(transfers)
 
 
 def record_notice(participant: str, *, outcome: str) -> None:

@@ -210,6 +210,7 @@ class ProviderBook:
     reversed: int = 0  # credits reversed on a notice that the transfer expired unpaid
     notices: int = 0  # notices received (about transfers delivered to this participant)
     callbacks_received: int = 0
+    status_reports: int = 0  # callback reports received, each telling one or more transfers
     callbacks_dropped: int = 0
     callbacks_failed: int = 0  # answered 500 on purpose
 

@@ -267,6 +267,7 @@ async def _status(request: web.Request) -> web.StreamResponse:
     except AdapterError as exc:
         book.malformed += 1
         return _problem(400, "Bad Request", f"undecodable status report: {exc}")
+    told = 0
     for r in reports:
         if r.original_msg_id and r.original_msg_id.startswith(GATEWAY_MSG_ID_PREFIX):
             # A notice about a message the gateway delivered (or tried to deliver) to this
@@ -275,6 +276,8 @@ async def _status(request: web.Request) -> web.StreamResponse:
                 book.reverse(r.original_msg_id, r.original_end_to_end_id)
         elif r.original_end_to_end_id:
             book.record_callback(r.original_end_to_end_id, r.status, r.reason)
+            told += 1
+    book.status_reports += told > 0
     return web.Response(status=200, text="ok")
 
 

@@ -1,0 +1,101 @@
+"""Final statuses reach their sender grouped: the callbacks due to one sender share a report."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.registry import get_adapter
+from clearing.model import Party, PartyId, PartyIdType, Proxy, ProxyType, TxStatus
+from clearing.money import Money
+from gateway import sim_messages as sm
+from gateway.client import BaygateClient
+from gateway.config import load_settings
+from gateway.delivery import _attempt_groups
+from gateway.harness import Stack, running_stack
+from gateway.sim_state import SimRules
+
+TRANSFERS = 24
+
+
+@pytest.fixture
+async def slowish_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Mainland receivers answer after 300 ms, so the transfers end close together."""
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
+    async with running_stack(settings, rules={"cn-ibps": SimRules(delay_ms=300)}) as s:
+        yield s
+
+
+async def _wait_for(pred, timeout_s: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_one_senders_final_statuses_share_status_reports(slowish_stack: Stack) -> None:
+    stack = slowish_stack
+    sender = sm.as_sender(stack.participant("hk-801"))
+    payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), "+86-13800138000"))
+    tag = random.randrange(10**8)
+    transfers = []
+    for i in range(TRANSFERS):
+        e2e = f"GRP{tag}X{i}"
+        t = sm.make_transfer(sender, payee, random.Random(e2e), msg_id="M" + e2e, e2e=e2e,
+                             created_at=dt.datetime.now(dt.UTC), amount=Money(10_000 + i, "HKD"))  # fmt: skip
+        transfers.append(t.evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563"))))
+
+    async with BaygateClient(stack.base_url, sender.id, stack.keys[sender.id]) as client:
+        replies = await asyncio.gather(*(
+            client.post_message("hk-fps", sm.encode("hk-fps", [t], t.msg_id, t.created_at)) for t in transfers
+        ))  # fmt: skip
+    for reply in replies:
+        [report] = get_adapter("hk-fps").decode_status_reply(reply.body)
+        assert report.status == TxStatus.ACSP, report
+
+    book = stack.sims.book("hk-801")
+    await _wait_for(lambda: all(book.final_status(t.end_to_end_id) is not None for t in transfers))
+    assert {book.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.ACSC, None)}
+    assert book.callbacks_received == TRANSFERS  # each told once
+    # One report per transfer before grouping; now the 24 ended within a few hundred ms of
+    # each other and share reports.
+    assert book.status_reports < TRANSFERS, book.status_reports
+
+
+rows_st = st.lists(
+    st.fixed_dictionaries({
+        "kind": st.sampled_from(["deliver", "callback", "notice"]),
+        "sender_id": st.sampled_from(["hk-801", "cn-pearl", "mo-301"]),
+        "found": st.sampled_from([True, None]),
+    }),
+    max_size=60,
+).map(lambda rows: [dict(r, id=i) for i, r in enumerate(rows)])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=rows_st, batch_max=st.integers(1, 7))
+def test_claimed_rows_become_attempts_each_once(rows, batch_max) -> None:
+    groups = _attempt_groups(rows, batch_max)
+    assert sorted(r["id"] for g in groups for r in g) == [r["id"] for r in rows]  # each row once
+    for g in groups:
+        assert all(g[i]["id"] < g[i + 1]["id"] for i in range(len(g) - 1))  # claim order kept
+        if g[0]["kind"] != "callback" or g[0]["found"] is None:
+            assert len(g) == 1  # a delivery, a notice or a gone transfer's callback: alone
+        else:
+            assert len(g) <= batch_max
+            assert {(r["kind"], r["sender_id"], r["found"]) for r in g} == {("callback", g[0]["sender_id"], True)}
+    # Callbacks to one sender are split only when a report is full.
+    per_sender: dict[str, list[int]] = {}
+    for g in groups:
+        if g[0]["kind"] == "callback" and g[0]["found"] is not None:
+            per_sender.setdefault(g[0]["sender_id"], []).append(len(g))
+    for sizes in per_sender.values():
+        assert all(n == batch_max for n in sizes[:-1])
