@@ -61,16 +61,18 @@ _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.In
 _log = get_logger("baygate.delivery")
 
 # Claims due rows with what their attempt needs from the transfer (NULLs when it is gone),
-# so that an attempt costs no read of its own.
+# so that an attempt costs no read of its own: the stored transfer for a delivery, its
+# transaction id for a status report.
 _CLAIM = """
 UPDATE outbox o SET attempts = o.attempts + 1, next_attempt_at = $2
 FROM (SELECT id, transfer_id FROM outbox WHERE done_at IS NULL AND next_attempt_at <= $1
       ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) due
      LEFT JOIN transfers t ON t.id = due.transfer_id
 WHERE o.id = due.id
-RETURNING o.id, o.transfer_id, o.kind, o.attempts, t.id AS found, t.transfer, t.receiver_id,
-          t.state, t.expires_at, t.sender_id, t.msg_id, t.end_to_end_id, t.tx_status, t.reason,
-          t.reason_message
+RETURNING o.id, o.transfer_id, o.kind, o.attempts, t.id AS found,
+          CASE WHEN o.kind = 'deliver' THEN t.transfer END AS transfer, t.transfer->>'tx_id' AS tx_id,
+          t.receiver_id, t.state, t.expires_at, t.sender_id, t.msg_id, t.end_to_end_id, t.tx_status,
+          t.reason, t.reason_message
 """
 
 # Due again at once, and ahead of deliveries never tried (claims go oldest due first): these
@@ -408,12 +410,12 @@ class DeliveryWorker:
         if sender is None or not sender.endpoint_url:
             await asyncio.gather(*(self._done("callback", r["id"]) for r in rows))
             return
-        reports = []
-        for rec in rows:
-            t = json.loads(rec["transfer"])
-            reports.append(StatusReport(
-                rec["msg_id"], rec["end_to_end_id"], t.get("tx_id"), TxStatus(rec["tx_status"]),
-                Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"], rec["transfer_id"]))
+        reports = [
+            StatusReport(rec["msg_id"], rec["end_to_end_id"], rec["tx_id"], TxStatus(rec["tx_status"]),
+                         Reason(rec["reason"]) if rec["reason"] else None, rec["reason_message"],
+                         rec["transfer_id"])
+            for rec in rows
+        ]
         metrics.observe_callback_batch(len(reports))
         ok = await self._post_status(sender, reports, _msg_id(rows[0]["transfer_id"], "S"))
         for rec in rows:
@@ -433,8 +435,7 @@ class DeliveryWorker:
         if receiver is None or not receiver.endpoint_url:
             await self._done("notice", row["id"])
             return
-        t = json.loads(rec["transfer"])
-        report = StatusReport(_msg_id(tid), rec["end_to_end_id"], t.get("tx_id"), TxStatus.RJCT, Reason.AB05,
+        report = StatusReport(_msg_id(tid), rec["end_to_end_id"], rec["tx_id"], TxStatus.RJCT, Reason.AB05,
                               "expired before the gateway committed it: reverse any credit applied", tid)
         ok = await self._post_status(receiver, [report], _msg_id(tid, "N"))
         if ok or row["attempts"] >= self.config.notice_attempts_max:
