@@ -21,6 +21,7 @@ from gateway.config import load_settings
 from gateway.delivery import _attempt_groups
 from gateway.harness import Stack, running_stack
 from gateway.sim_state import SimRules
+from tests.waiting import wait_until
 
 TRANSFERS = 24
 
@@ -32,13 +33,6 @@ async def slowish_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(settings, rules={"cn-ibps": SimRules(delay_ms=300)}) as s:
         yield s
 
-
-async def _wait_for(pred, timeout_s: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_one_senders_final_statuses_share_status_reports(slowish_stack: Stack) -> None:
@@ -62,7 +56,7 @@ async def test_one_senders_final_statuses_share_status_reports(slowish_stack: St
         assert report.status == TxStatus.ACSP, report
 
     book = stack.sims.book("hk-801")
-    await _wait_for(lambda: all(book.final_status(t.end_to_end_id) is not None for t in transfers))
+    await wait_until(lambda: all(book.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=20)
     assert {book.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.ACSC, None)}
     assert book.callbacks_received == TRANSFERS  # each told once
     # One report per transfer before grouping; now the 24 ended within a few hundred ms of

@@ -3,7 +3,6 @@ its own scheme and currency, the sender learns ACSC, and positions and the ledge
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 
@@ -16,14 +15,7 @@ from clearing.money import Money
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
 from gateway.harness import Stack
-
-
-async def _wait_for(pred, timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+from tests.waiting import wait_until
 
 
 def _transfer(stack: Stack, sender_id: str, proxy: tuple[str, str], amount: Money, e2e: str):
@@ -62,7 +54,7 @@ async def test_cross_border_transfer_settles(stack: Stack, sender_id, proxy, amo
 
     receiver_book = stack.sims.book(receiver_id)
     sender_book = stack.sims.book(sender_id)
-    await _wait_for(lambda: sender_book.final_status(t.end_to_end_id) is not None)
+    await wait_until(lambda: sender_book.final_status(t.end_to_end_id) is not None)
     assert sender_book.final_status(t.end_to_end_id) == (TxStatus.ACSC, None)
     # The receiver got the transfer in its own scheme and currency.
     received = [a for a in receiver_book.applied.values() if a.end_to_end_id == t.end_to_end_id]

@@ -26,6 +26,7 @@ from gateway.client import BaygateClient
 from gateway.config import load_settings
 from gateway.harness import Stack, running_stack
 from gateway.sim_state import SimRules
+from tests.waiting import wait_until
 
 SLOW = SimRules(delay_ms=10_000)  # longer than the transfer's timeout below
 
@@ -37,13 +38,6 @@ async def slow_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with running_stack(settings, rules=rules) as s:
         yield s
 
-
-async def _wait_for(pred, timeout_s: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -75,10 +69,10 @@ async def test_receiver_reverses_a_credit_the_gateway_expired(
 
     receiver, sender_book = stack.sims.book(receiver_id), stack.sims.book(sender_id)
     # The receiver applied the credit on delivery, before answering (too late).
-    await _wait_for(lambda: any(a.end_to_end_id == e2e for a in receiver.applied.values()))
-    await _wait_for(lambda: sender_book.final_status(e2e) is not None)
+    await wait_until(lambda: any(a.end_to_end_id == e2e for a in receiver.applied.values()), timeout_s=30)
+    await wait_until(lambda: sender_book.final_status(e2e) is not None, timeout_s=30)
     assert sender_book.final_status(e2e) == (TxStatus.RJCT, Reason.AB05)
-    await _wait_for(lambda: receiver.reversed == 1)
+    await wait_until(lambda: receiver.reversed == 1, timeout_s=30)
     assert not any(a.end_to_end_id == e2e for a in receiver.applied.values())
     assert receiver.credited_minor == {}
 

@@ -4,7 +4,6 @@ release changes nothing, and with the flag off nothing is queued."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import random
 
@@ -20,16 +19,10 @@ from gateway import api, wiring
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
 from gateway.harness import Stack
+from tests.waiting import wait_until
 
 PROXY = {"hk-801": ("MOBN", "+852-91234567"), "hk-802": ("MOBN", "+852-62345678")}
 
-
-async def _wait_for(pred, timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not pred():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
 
 
 async def _send(
@@ -81,7 +74,7 @@ async def test_opposite_transfers_over_caps_queue_then_settle(saving_stack: Stac
     assert (a_status, b_status) == (TxStatus.PDNG, TxStatus.PDNG)
 
     books = {p: stack.sims.book(p) for p in ("hk-801", "hk-802")}
-    await _wait_for(
+    await wait_until(
         lambda: (
             books["hk-801"].final_status(a_e2e) is not None
             and books["hk-802"].final_status(b_e2e) is not None
@@ -124,7 +117,7 @@ async def test_a_lone_queued_transfer_expires_with_am04(saving_stack: Stack) -> 
     e2e, status, tid = await _send(stack, "hk-801", "hk-802", 50_000)
     assert status == TxStatus.PDNG
     book = stack.sims.book("hk-801")
-    await _wait_for(lambda: book.final_status(e2e) is not None)
+    await wait_until(lambda: book.final_status(e2e) is not None)
     assert book.final_status(e2e) == (TxStatus.RJCT, Reason.AM04)
     [row] = await _fetch(stack, "SELECT state, tx_status, reason FROM transfers WHERE id = $1", tid)
     assert tuple(row) == ("REJECTED", "RJCT", "AM04")
