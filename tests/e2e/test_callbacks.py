@@ -8,6 +8,7 @@ import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -93,3 +94,52 @@ def test_claimed_rows_become_attempts_each_once(rows, batch_max) -> None:
             per_sender.setdefault(g[0]["sender_id"], []).append(len(g))
     for sizes in per_sender.values():
         assert all(n == batch_max for n in sizes[:-1])
+
+
+@pytest.fixture
+async def refusing_sender_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Hong Kong providers refuse every status report (HTTP 500); receivers answer at once."""
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
+    async with running_stack(settings, rules={"hk-fps": SimRules(callback_500_ratio=1.0)}) as s:
+        yield s
+
+
+async def test_a_refused_report_is_retried_for_every_transfer_it_told(refusing_sender_stack: Stack) -> None:
+    stack = refusing_sender_stack
+    sender = sm.as_sender(stack.participant("hk-802"))
+    payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), "+853-62876543"))
+    tag = random.randrange(10**8)
+    transfers = [
+        sm.make_transfer(sender, payee, random.Random(i), msg_id=f"MR{tag}X{i}", e2e=f"RF{tag}X{i}",
+                         created_at=dt.datetime.now(dt.UTC), amount=Money(5_000 + i, "HKD"))
+        .evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563")))
+        for i in range(8)
+    ]  # fmt: skip
+    async with BaygateClient(stack.base_url, sender.id, stack.keys[sender.id]) as client:
+        await asyncio.gather(*(
+            client.post_message("hk-fps", sm.encode("hk-fps", [t], t.msg_id, t.created_at)) for t in transfers
+        ))  # fmt: skip
+
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        async def rows() -> list[asyncpg.Record]:
+            return await conn.fetch(
+                "SELECT o.attempts, o.last_error, o.done_at FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
+                " WHERE o.kind = 'callback' AND t.end_to_end_id = ANY($1::text[])",
+                [t.end_to_end_id for t in transfers],
+            )
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            got = await rows()
+            if len(got) == len(transfers) and all(r["last_error"] for r in got):
+                break
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    # Every transfer's callback is rescheduled on its own, none marked done, nothing recorded.
+    assert {r["last_error"] for r in got} == {"callback not acknowledged"}
+    assert all(r["done_at"] is None and r["attempts"] >= 1 for r in got)
+    book = stack.sims.book("hk-802")
+    assert book.callbacks_failed >= 1 and book.callbacks_received == 0
