@@ -13,8 +13,9 @@ import pytest
 from gateway import api, wiring
 from gateway.config import ConfigError, load_settings
 from gateway.harness import Stack
+from tests.waiting import wait_until
 
-from .test_lsm_gateway import _fetch, _send, _wait_for
+from .test_lsm_gateway import _fetch, _send
 
 
 async def _operator(stack: Stack, method: str, path: str, body: dict | None = None) -> dict:
@@ -115,7 +116,7 @@ async def test_an_operator_raising_a_cap_wakes_the_resolver(saving_stack: Stack)
     runner.interval_s = 3600.0  # no tick during the test: only a wake runs the resolver
     before = runner.runs
     runner.start()
-    await _wait_for(lambda: runner.runs > before)  # the first run finds nothing that fits
+    await wait_until(lambda: runner.runs > before)  # the first run finds nothing that fits
     book = stack.sims.book("hk-801")
     assert book.final_status(e2e) is None
 
@@ -123,7 +124,7 @@ async def test_an_operator_raising_a_cap_wakes_the_resolver(saving_stack: Stack)
         stack, "PUT", "/v1/operator/limits/hk-801/HKD",
         {"net_debit_cap": "1000.00", "liquidity_cover": "1000.00"},
     )  # fmt: skip
-    await _wait_for(lambda: book.final_status(e2e) is not None)
+    await wait_until(lambda: book.final_status(e2e) is not None)
     assert book.final_status(e2e)[0] == "ACSC"
 
 
@@ -137,7 +138,7 @@ async def test_a_confirmed_settlement_wakes_the_resolver(saving_stack: Stack) ->
     first, status, _ = await _send(stack, "hk-801", "hk-802", 80_000)
     assert status == "ACSP"
     book = stack.sims.book("hk-801")
-    await _wait_for(lambda: book.final_status(first) is not None)
+    await wait_until(lambda: book.final_status(first) is not None)
     assert book.final_status(first)[0] == "ACSC"  # hk-801 now owes 800.00
 
     await runner.stop()
@@ -146,7 +147,7 @@ async def test_a_confirmed_settlement_wakes_the_resolver(saving_stack: Stack) ->
     runner.interval_s = 3600.0  # no tick during the test: only a wake runs the resolver
     before = runner.runs
     runner.start()
-    await _wait_for(lambda: runner.runs > before)
+    await wait_until(lambda: runner.runs > before)
     close = await _operator(stack, "POST", "/v1/operator/windows/close")
     assert book.final_status(queued) is None  # still queued after the close
 
@@ -162,7 +163,7 @@ async def test_a_confirmed_settlement_wakes_the_resolver(saving_stack: Stack) ->
             {"participant_id": pid, "currency": ccy, "reference": f"RTGS{i:05d}"},
         )  # fmt: skip
     assert view["state"] == "SETTLED"
-    await _wait_for(lambda: book.final_status(queued) is not None)
+    await wait_until(lambda: book.final_status(queued) is not None)
     assert book.final_status(queued)[0] == "ACSC"
 
 
