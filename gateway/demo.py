@@ -159,7 +159,7 @@ async def run_business_day(
     report = DayReport(started_at=datetime.now(UTC))
     update, close_bar = _progress_bar(messages) if show_progress else (None, lambda: None)
     try:
-        plan = TrafficPlan(seed=seed, tx_per_msg_max=3)
+        plan = TrafficPlan(seed=seed, tx_per_msg_max=3, cap_share_max=0.6)
         summary = await run_day(
             stack.base_url,
             stack.directory,

@@ -41,6 +41,7 @@ _IBPS_TXS = ("p:CstmrCdtTrf/p:CstmrCdtTrfInf", "p:EndToEndId", NS_IBPS101)
 HOME_CURRENCY_SHARE = 0.75  # of a corridor's traffic, in the sender scheme's home currency
 # Everyday amounts in major units: (low, high, weight). Kept well under corridor limits.
 AMOUNT_BUCKETS = ((20, 500, 0.6), (500, 3_000, 0.3), (3_000, 8_000, 0.1))
+EVERYDAY_MINOR_MAX = max(high for _, high, _ in AMOUNT_BUCKETS) * 100  # largest everyday_amount
 FILE_BYTES_MAX = 8 * 1024 * 1024
 
 

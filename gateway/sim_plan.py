@@ -40,6 +40,12 @@ class TrafficPlan:
     seed: int = 0
     tag: str | None = None  # id prefix, unique per run; default from the start time
     resend_gap_s: float = 1.1
+    # Everyday traffic from one sender in one currency stays below this share of its
+    # effective cap (the smaller of net debit cap and liquidity cover), counting what it is
+    # planned to pay and not what it receives, so that an everyday transfer is never refused
+    # for liquidity. Once no sender has room left, traffic goes on unbounded. None: no bound
+    # (the stressed day wants senders to run into their caps).
+    cap_share_max: float | None = None
     acks_max: int = 2_000_000
 
     def __post_init__(self) -> None:
@@ -50,6 +56,8 @@ class TrafficPlan:
             raise ValueError("shares must be non-negative and sum to at most 1")
         if not 1 <= self.tx_per_msg_max <= 1000:
             raise ValueError("tx_per_msg_max must lie in [1, 1000]")
+        if self.cap_share_max is not None and not 0 < self.cap_share_max <= 1:
+            raise ValueError("cap_share_max must lie in (0, 1]")
 
 
 @dataclass
@@ -84,6 +92,8 @@ class Planner:
         self.tag = plan.tag or _base36(int(clock()))
         self.seq: Counter[str] = Counter()
         self.caps = _caps(directory)
+        self.effective_caps = _caps(directory, min)
+        self.planned_minor: Counter[tuple[str, str]] = Counter()  # everyday payments planned
         self.cases = ["ok", *plan.shares]
         self.weights = [1.0 - sum(plan.shares.values()), *plan.shares.values()]
 
@@ -135,13 +145,15 @@ class Planner:
             if job is not None:
                 return job
             case = "ok"
-        routes = self._routes(now, lambda s, d: True)
+        routes = self._routes(now, lambda s, d: bool(self._with_room(s, d)))
+        if not routes:
+            routes = self._routes(now, lambda s, d: True)
         if not routes:
             raise RuntimeError(
                 f"no corridor open at {now.isoformat()} between the senders and payees"
             )
         s, dst = rng.choice(routes)
-        ccy = sm.pick_currency(rng, sm.corridor_currencies(s.scheme, dst, self.rules))
+        ccy = sm.pick_currency(rng, self._with_room(s, dst) or sm.corridor_currencies(s.scheme, dst, self.rules))
         pool = self._pool(s, dst)
         if case == "unknown_proxy":
             payee = sm.unknown_proxy_payee(rng, rng.choice(pool))
@@ -151,12 +163,27 @@ class Planner:
             return self._message(case, s, [(payee, sm.everyday_amount(rng, ccy))], now)
         n = rng.randint(1, self.plan.tx_per_msg_max) if case == "ok" else 1
         pairs = [(rng.choice(pool), sm.everyday_amount(rng, ccy)) for _ in range(n)]
+        self.planned_minor[(s.id, ccy)] += sum(a.minor for _, a in pairs)
         job = self._message("ok", s, pairs, now)
         if case == "exact_duplicate":
             job.follow = replace(job, case=case, follow=None)
         elif case == "id_reuse":
             job.follow = self._reuse(s, job, pairs[0], now)
         return job
+
+    def _with_room(self, s: sm.Sender, dst: str) -> list[str]:
+        """The corridor's currencies, home first, in which `s` may still plan a message of
+        everyday payments (all of them when the plan sets no bound)."""
+        currencies = sm.corridor_currencies(s.scheme, dst, self.rules)
+        share = self.plan.cap_share_max
+        if share is None:
+            return list(currencies)
+        message_minor_max = self.plan.tx_per_msg_max * sm.EVERYDAY_MINOR_MAX
+        return [
+            c for c in currencies
+            if self.planned_minor[(s.id, c)] + message_minor_max
+            <= share * self.effective_caps.get((s.id, c), 0)
+        ]  # fmt: skip
 
     def _over_corridor(self, now: dt.datetime) -> Job | None:
         """One transfer just over a corridor's daily (or per-transaction) limit per debtor."""
@@ -226,12 +253,13 @@ def _base36(n: int) -> str:
     return out or "0"
 
 
-def _caps(directory: Any) -> dict[tuple[str, str], int]:
-    """(participant, currency) -> the larger of net debit cap and liquidity cover, minor units."""
+def _caps(directory: Any, pick: Callable[[int, int], int] = max) -> dict[tuple[str, str], int]:
+    """(participant, currency) -> the larger (or, with `pick=min`, the smaller: the
+    effective cap) of net debit cap and liquidity cover, minor units."""
     caps = {}
     for p in directory.participants:
         for lim in getattr(p, "limits", ()):
-            caps[(p.id, lim.currency)] = max(
+            caps[(p.id, lim.currency)] = pick(
                 lim.minor("net_debit_cap"), lim.minor("liquidity_cover")
             )
     return caps

@@ -180,7 +180,7 @@ class _Recorder:
             else:
                 ok = ack.outcome in EXPECTED[job.case]
             if not ok:
-                s.unexpected[job.case] += 1
+                s.unexpected[f"{job.case}:{ack.outcome}"] += 1
             if len(s.acks) + len(s.followups) >= self.plan.acks_max:
                 s.acks_dropped += 1
                 continue

@@ -207,3 +207,27 @@ def test_the_same_seed_and_hour_plan_the_same_traffic() -> None:
 
     assert bodies(4) == bodies(4)
     assert bodies(4) != bodies(5)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_bounded_plan_keeps_every_senders_payments_below_its_share_of_the_cap(seed: int) -> None:
+    """Without the bound, a day of 1,500 messages plans some senders near or past their whole cap
+    (the sample's hk-803 in HKD); with it, everyday traffic cannot meet AM04."""
+    senders = [as_sender(p) for p in DIRECTORY.participants if p.role == "provider"]
+    share = 0.6
+    plan = TrafficPlan(seed=seed, tx_per_msg_max=3, cap_share_max=share, tag="B")
+    ticks = iter(range(10**9))
+    planner = Planner(plan, senders, DIRECTORY, clock=lambda: NOW + next(ticks) * 0.007)
+    paid: Counter[tuple[str, str]] = Counter()
+    for _ in range(1500):
+        job = planner.next_job()
+        if job.case not in ("ok", "exact_duplicate", "id_reuse"):
+            continue
+        for tx in get_adapter(job.sender.scheme).decode_transfers(job.body).txs:
+            assert tx.transfer is not None
+            paid[(job.sender.id, tx.transfer.amount.currency)] += tx.transfer.amount.minor
+    caps = {(p.id, lim.currency): min(lim.minor("net_debit_cap"), lim.minor("liquidity_cover"))
+            for p in DIRECTORY.participants for lim in p.limits}  # fmt: skip
+    assert paid
+    for key, minor in paid.items():
+        assert minor <= share * caps[key], (key, minor, caps[key])
