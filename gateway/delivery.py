@@ -416,13 +416,25 @@ class DeliveryWorker:
                          rec["transfer_id"])
             for rec in rows
         ]
-        metrics.observe_callback_batch(len(reports))
-        ok = await self._post_status(sender, reports, _msg_id(rows[0]["transfer_id"], "S"))
-        for rec in rows:
-            if ok or rec["attempts"] >= self.config.callback_attempts_max:
-                await self._done("callback", rec["id"])
+        try:
+            ok = await self._post_status(sender, reports, _msg_id(rows[0]["transfer_id"], "S"))
+        except AdapterError as exc:
+            # Not expressible in the sender's scheme (an id its header cannot carry, say). Alone, it never will be: drop it (the
+            # sender can still GET the transfer). In a group, tell the others one by one.
+            if len(rows) > 1:
+                await asyncio.gather(*(self._callbacks([r]) for r in rows))
             else:
-                await self._retry(rec, None, "callback not acknowledged")
+                _log.error("callback_not_encodable", transfer_id=rows[0]["transfer_id"],
+                           error=str(exc))
+                await self._done("callback", rows[0]["id"])
+            return
+        metrics.observe_callback_batch(len(reports))
+        # Concurrent marks share one statement (see _done and _done_batch).
+        await asyncio.gather(*(
+            self._done("callback", r["id"]) if ok or r["attempts"] >= self.config.callback_attempts_max
+            else self._retry(r, None, "callback not acknowledged")
+            for r in rows
+        ))  # fmt: skip
 
     async def _notice(self, row: asyncpg.Record) -> None:
         """Tell the receiver that a transfer it may have accepted expired unpaid (RJCT AB05).

@@ -143,3 +143,43 @@ async def test_a_refused_report_is_retried_for_every_transfer_it_told(refusing_s
     assert all(r["done_at"] is None and r["attempts"] >= 1 for r in got)
     book = stack.sims.book("hk-802")
     assert book.callbacks_failed >= 1 and book.callbacks_received == 0
+
+
+def _cny_json(msg_id: str, e2e: str) -> dict:
+    return {
+        "msg_id": msg_id, "end_to_end_id": e2e, "amount": "88.00", "currency": "CNY",
+        "debtor": {"name": "李伟"}, "debtor_account": {"number": "6222020200001234567"},
+        "creditor": {"name": "王芳"}, "creditor_account": {"proxy": {"type": "MOBN", "value": "+86-13912345678"}},
+    }  # fmt: skip
+
+
+async def test_a_status_the_senders_scheme_cannot_carry_does_not_hold_back_the_others(slowish_stack: Stack) -> None:
+    """An ibps receipt's header cannot name a message id with spaces, which the JSON API
+    accepts: that one status is dropped (the sender can still GET it), the others arrive."""
+    stack = slowish_stack
+    tag = random.randrange(10**8)
+    bad = _cny_json(f"J (odd) {tag}", f"JB{tag}")
+    good = [_cny_json(f"JG{tag}X{i}", f"JG{tag}X{i}") for i in range(6)]
+    async with BaygateClient(stack.base_url, "cn-pearl", stack.keys["cn-pearl"]) as client:
+        replies = await asyncio.gather(*(client.post_json("/v1/transfers", b) for b in [bad, *good]))
+    assert all(r.status in (200, 201, 202) for r in replies), [(r.status, r.body) for r in replies]
+
+    book = stack.sims.book("cn-pearl")
+    await wait_until(lambda: all(book.final_status(b["end_to_end_id"]) is not None for b in good), timeout_s=20)
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        async def bad_callback_done() -> bool:
+            return await conn.fetchval(
+                "SELECT o.done_at IS NOT NULL FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
+                " WHERE o.kind = 'callback' AND t.sender_id = 'cn-pearl' AND t.end_to_end_id = $1",
+                bad["end_to_end_id"],
+            ) is True
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await bad_callback_done():
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    assert book.final_status(bad["end_to_end_id"]) is None
+    assert {book.final_status(b["end_to_end_id"]) for b in good} == {(TxStatus.ACSC, None)}
