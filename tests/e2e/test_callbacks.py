@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -14,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.registry import get_adapter
-from clearing.model import Party, PartyId, PartyIdType, Proxy, ProxyType, TxStatus
+from clearing.model import Party, PartyId, PartyIdType, Proxy, ProxyType, Transfer, TxStatus
 from clearing.money import Money
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
@@ -27,27 +28,39 @@ from tests.waiting import wait_until
 TRANSFERS = 24
 
 
-@pytest.fixture
-async def slowish_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Mainland receivers answer after 300 ms, so the transfers end close together."""
+@contextlib.asynccontextmanager
+async def _stack(db_dsn: str, tmp_path: Path, rules: dict[str, SimRules]) -> AsyncIterator[Stack]:
     settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
-    async with running_stack(settings, rules={"cn-ibps": SimRules(delay_ms=300)}) as s:
+    async with running_stack(settings, rules=rules) as s:
         yield s
 
 
+@pytest.fixture
+async def slowish_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Mainland receivers answer after 300 ms, so the transfers end close together."""
+    async with _stack(db_dsn, tmp_path, {"cn-ibps": SimRules(delay_ms=300)}) as s:
+        yield s
 
-async def test_one_senders_final_statuses_share_status_reports(slowish_stack: Stack) -> None:
-    stack = slowish_stack
-    sender = sm.as_sender(stack.participant("hk-801"))
-    payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), "+86-13800138000"))
+
+@pytest.fixture
+async def refusing_sender_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Hong Kong providers refuse every status report (HTTP 500); receivers answer at once."""
+    async with _stack(db_dsn, tmp_path, {"hk-fps": SimRules(callback_500_ratio=1.0)}) as s:
+        yield s
+
+
+async def _send_hk(stack: Stack, sender_id: str, proxy: str, n: int) -> list[Transfer]:
+    """`n` one-transaction pacs.008 messages from `sender_id` to a payee's mobile `proxy`, sent
+    at once; each answered ACSP."""
+    sender = sm.as_sender(stack.participant(sender_id))
+    payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), proxy))
     tag = random.randrange(10**8)
-    transfers = []
-    for i in range(TRANSFERS):
-        e2e = f"GRP{tag}X{i}"
-        t = sm.make_transfer(sender, payee, random.Random(e2e), msg_id="M" + e2e, e2e=e2e,
-                             created_at=dt.datetime.now(dt.UTC), amount=Money(10_000 + i, "HKD"))  # fmt: skip
-        transfers.append(t.evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563"))))
-
+    transfers = [
+        sm.make_transfer(sender, payee, random.Random(i), msg_id=f"M{tag}X{i}", e2e=f"E{tag}X{i}",
+                         created_at=dt.datetime.now(dt.UTC), amount=Money(5_000 + i, "HKD"))
+        .evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563")))
+        for i in range(n)
+    ]  # fmt: skip
     async with BaygateClient(stack.base_url, sender.id, stack.keys[sender.id]) as client:
         replies = await asyncio.gather(*(
             client.post_message("hk-fps", sm.encode("hk-fps", [t], t.msg_id, t.created_at)) for t in transfers
@@ -55,6 +68,12 @@ async def test_one_senders_final_statuses_share_status_reports(slowish_stack: St
     for reply in replies:
         [report] = get_adapter("hk-fps").decode_status_reply(reply.body)
         assert report.status == TxStatus.ACSP, report
+    return transfers
+
+
+async def test_one_senders_final_statuses_share_status_reports(slowish_stack: Stack) -> None:
+    stack = slowish_stack
+    transfers = await _send_hk(stack, "hk-801", "+86-13800138000", TRANSFERS)
 
     book = stack.sims.book("hk-801")
     await wait_until(lambda: all(book.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=20)
@@ -96,48 +115,21 @@ def test_claimed_rows_become_attempts_each_once(rows, batch_max) -> None:
         assert all(n == batch_max for n in sizes[:-1])
 
 
-@pytest.fixture
-async def refusing_sender_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Hong Kong providers refuse every status report (HTTP 500); receivers answer at once."""
-    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
-    async with running_stack(settings, rules={"hk-fps": SimRules(callback_500_ratio=1.0)}) as s:
-        yield s
-
-
 async def test_a_refused_report_is_retried_for_every_transfer_it_told(refusing_sender_stack: Stack) -> None:
     stack = refusing_sender_stack
-    sender = sm.as_sender(stack.participant("hk-802"))
-    payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), "+853-62876543"))
-    tag = random.randrange(10**8)
-    transfers = [
-        sm.make_transfer(sender, payee, random.Random(i), msg_id=f"MR{tag}X{i}", e2e=f"RF{tag}X{i}",
-                         created_at=dt.datetime.now(dt.UTC), amount=Money(5_000 + i, "HKD"))
-        .evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563")))
-        for i in range(8)
-    ]  # fmt: skip
-    async with BaygateClient(stack.base_url, sender.id, stack.keys[sender.id]) as client:
-        await asyncio.gather(*(
-            client.post_message("hk-fps", sm.encode("hk-fps", [t], t.msg_id, t.created_at)) for t in transfers
-        ))  # fmt: skip
+    transfers = await _send_hk(stack, "hk-802", "+853-62876543", 8)
+    got: list[asyncpg.Record] = []
 
-    conn = await asyncpg.connect(stack.dsn)
-    try:
-        async def rows() -> list[asyncpg.Record]:
-            return await conn.fetch(
-                "SELECT o.attempts, o.last_error, o.done_at FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
-                " WHERE o.kind = 'callback' AND t.end_to_end_id = ANY($1::text[])",
-                [t.end_to_end_id for t in transfers],
-            )
+    async def all_rescheduled(conn: asyncpg.Connection) -> bool:
+        nonlocal got
+        got = await conn.fetch(
+            "SELECT o.attempts, o.last_error, o.done_at FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
+            " WHERE o.kind = 'callback' AND t.sender_id = 'hk-802' AND t.end_to_end_id = ANY($1::text[])",
+            [t.end_to_end_id for t in transfers],
+        )
+        return len(got) == len(transfers) and all(r["last_error"] for r in got)
 
-        deadline = asyncio.get_running_loop().time() + 20
-        while True:
-            got = await rows()
-            if len(got) == len(transfers) and all(r["last_error"] for r in got):
-                break
-            assert asyncio.get_running_loop().time() < deadline, got
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
+    await _until_in_db(stack, all_rescheduled)
     # Every transfer's callback is rescheduled on its own, none marked done, nothing recorded.
     assert {r["last_error"] for r in got} == {"callback not acknowledged"}
     assert all(r["done_at"] is None and r["attempts"] >= 1 for r in got)
@@ -166,20 +158,25 @@ async def test_a_status_the_senders_scheme_cannot_carry_does_not_hold_back_the_o
 
     book = stack.sims.book("cn-pearl")
     await wait_until(lambda: all(book.final_status(b["end_to_end_id"]) is not None for b in good), timeout_s=20)
+
+    async def bad_callback_done(conn: asyncpg.Connection) -> bool:
+        return await conn.fetchval(
+            "SELECT o.done_at IS NOT NULL FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
+            " WHERE o.kind = 'callback' AND t.sender_id = 'cn-pearl' AND t.end_to_end_id = $1",
+            bad["end_to_end_id"],
+        ) is True
+
+    await _until_in_db(stack, bad_callback_done)
+    assert book.final_status(bad["end_to_end_id"]) is None
+    assert {book.final_status(b["end_to_end_id"]) for b in good} == {(TxStatus.ACSC, None)}
+
+
+async def _until_in_db(stack: Stack, pred: Callable[[asyncpg.Connection], Awaitable[bool]], timeout_s: float = 20) -> None:
     conn = await asyncpg.connect(stack.dsn)
     try:
-        async def bad_callback_done() -> bool:
-            return await conn.fetchval(
-                "SELECT o.done_at IS NOT NULL FROM outbox o JOIN transfers t ON t.id = o.transfer_id"
-                " WHERE o.kind = 'callback' AND t.sender_id = 'cn-pearl' AND t.end_to_end_id = $1",
-                bad["end_to_end_id"],
-            ) is True
-
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await bad_callback_done():
-            assert asyncio.get_running_loop().time() < deadline
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await pred(conn):
+            assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
-    assert book.final_status(bad["end_to_end_id"]) is None
-    assert {book.final_status(b["end_to_end_id"]) for b in good} == {(TxStatus.ACSC, None)}
