@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import time
@@ -404,8 +405,8 @@ class DeliveryWorker:
         """Tell one sender the final status of its transfers: one status report, one
         transaction per transfer, each naming the sender's own message (pacs.002
         TxInfAndSts/OrgnlGrpInf, the ibps receipt's per-transaction original). The report's
-        id comes from its first transfer; a retry may group differently, and a sender reads a
-        repeated final status as the same answer (it is keyed by end-to-end id)."""
+        id follows from the set of transfers it tells (`_report_id`); a retry may group
+        differently, and a sender reads a repeated final status as the same answer."""
         sender = self.directory.by_id.get(rows[0]["sender_id"]) if rows[0]["found"] is not None else None
         if sender is None or not sender.endpoint_url:
             await asyncio.gather(*(self._done("callback", r["id"]) for r in rows))
@@ -417,7 +418,7 @@ class DeliveryWorker:
             for rec in rows
         ]
         try:
-            ok = await self._post_status(sender, reports, _msg_id(rows[0]["transfer_id"], "S"))
+            ok = await self._post_status(sender, reports, _report_id([r["transfer_id"] for r in rows]))
         except AdapterError as exc:
             # Not expressible in the sender's scheme (an id its header cannot carry, say). Alone, it never will be: drop it (the
             # sender can still GET the transfer). In a group, tell the others one by one.
@@ -487,6 +488,16 @@ def _attempt_groups(rows: Sequence[asyncpg.Record], callbacks_max: int) -> list[
             groups.append(group)
         group.append(row)
     return groups
+
+
+def _report_id(transfer_ids: Sequence[str]) -> str:
+    """The id of a callback report: the same for the same set of transfers, in any order (a
+    retry of a report repeats its id), another for another set, so that a sender that keys
+    messages by id never sees one id with two contents. One transfer: `_msg_id(tid, "S")`."""
+    if len(transfer_ids) == 1:
+        return _msg_id(transfer_ids[0], "S")
+    digest = hashlib.sha256("\n".join(sorted(transfer_ids)).encode()).hexdigest()
+    return f"{GATEWAY_MSG_ID_PREFIX}SG{digest}"[:35]
 
 
 def _msg_id(tid: str, kind: str = "") -> str:

@@ -14,13 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.base import StatusReport
 from adapters.registry import get_adapter
 from clearing.model import Party, PartyId, PartyIdType, Proxy, ProxyType, Transfer, TxStatus
 from clearing.money import Money
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
 from gateway.config import load_settings
-from gateway.delivery import _attempt_groups
+from gateway.delivery import _attempt_groups, _msg_id, _report_id
 from gateway.harness import Stack, running_stack
 from gateway.sim_state import SimRules
 from tests.waiting import wait_until
@@ -180,3 +181,22 @@ async def _until_in_db(stack: Stack, pred: Callable[[asyncpg.Connection], Awaita
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
+
+
+tids_st = st.lists(st.uuids().map(lambda u: u.hex), min_size=1, max_size=8, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=tids_st, b=tids_st, data=st.data())
+def test_a_report_id_names_its_set_of_transfers(a: list[str], b: list[str], data: st.DataObject) -> None:
+    shuffled = data.draw(st.permutations(a))
+    assert _report_id(shuffled) == _report_id(a)  # a retry of the same set repeats its id
+    assert (_report_id(a) == _report_id(b)) == (set(a) == set(b))  # another set, another id
+    if len(a) == 1:
+        assert _report_id(a) == _msg_id(a[0], "S")  # as before grouping
+    rid = _report_id(a)
+    assert len(rid) <= 35 and rid.startswith("BG")
+    for scheme in ("hk-fps", "cn-ibps", "mo-fps"):  # every scheme can carry it
+        report = StatusReport("M1", "E1", None, TxStatus.ACSC, None, None, "G1")
+        get_adapter(scheme).encode_status_report([report], msg_id=rid, created_at=dt.datetime.now(dt.UTC),
+                                                 original_msg_id="M1")  # fmt: skip
