@@ -420,14 +420,14 @@ class DeliveryWorker:
         try:
             ok = await self._post_status(sender, reports, _report_id([r["transfer_id"] for r in rows]))
         except AdapterError as exc:
-            # Not expressible in the sender's scheme (an id its header cannot carry, say). Alone, it never will be: drop it (the
-            # sender can still GET the transfer). In a group, tell the others one by one.
+            # Not expressible in the sender's scheme (an id its header cannot carry, say).
+            # In a group: tell each transfer alone. Alone: it never will be, so drop it (the
+            # sender can still GET the transfer).
             if len(rows) > 1:
                 await asyncio.gather(*(self._callbacks([r]) for r in rows))
-            else:
-                _log.error("callback_not_encodable", transfer_id=rows[0]["transfer_id"],
-                           error=str(exc))
-                await self._done("callback", rows[0]["id"])
+                return
+            _log.error("callback_not_encodable", transfer_id=rows[0]["transfer_id"], error=str(exc))
+            await self._done("callback", rows[0]["id"])
             return
         metrics.observe_callback_batch(len(reports))
         # Concurrent marks share one statement (see _done and _done_batch).
