@@ -48,6 +48,7 @@ from typing import Any, TextIO
 
 import asyncpg
 
+from gateway import jsoncodec
 from gateway.clearing_sql import Ctes, statement
 
 KIND_MESSAGE_ACCEPTED = "message.accepted"
@@ -203,11 +204,7 @@ def _value_problem(value: Any, depth: int) -> tuple[str, str] | None:
 
 
 def canonical_json(value: Any) -> str:
-    return _CANONICAL.encode(value)
-
-
-# One encoder for every record: json.dumps with options builds a new one per call.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return jsoncodec.canonical(value)
 
 
 @functools.lru_cache(maxsize=64)  # a batch's records share one time: convert it once

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -253,7 +252,7 @@ class DeliveryWorker:
             await self._too_late(row, rec["expires_at"])
             return
         receiver = self.directory.by_id.get(rec["receiver_id"])
-        transfer = transfer_json.from_dict(json.loads(rec["transfer"]))
+        transfer = transfer_json.loads(rec["transfer"])
         adapter = get_adapter(receiver.scheme)
         now = self.clock()
         try:
