@@ -36,7 +36,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import load
+from bench import cpu, load
 from bench.gateway_stack import Stack, build_requests, echo_requests, requests_file, running
 
 ROUNDS = 3
@@ -103,6 +103,13 @@ def _pyspy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes] | Non
     )  # fmt: skip
 
 
+def _pyspies(s: Stack, name: str, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy of the gateway and of the simulators during a phase (BENCH_PYSPY_DIR)."""
+    sims = cpu.child_running("gateway.sim_process")
+    targets = [(s.gateway_pid, name), *([(sims, f"{name}-sims")] if sims is not None else [])]
+    return [spy for pid, label in targets if (spy := _pyspy(pid, label, seconds)) is not None]
+
+
 async def _closed(
     s: Stack, url: str, requests: list[bytes], seconds: float, connections: int, *,
     wrap: bool = False, python: bool = False,
@@ -133,10 +140,10 @@ async def _throughput(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) 
         reqs = build_requests(pool, s.url, tag, SINGLE_PER_ROUND_MAX)
         echo_reqs = echo_requests(s.echo_url, reqs, ECHO_REQUESTS)
         echo = await _closed(s, s.echo_url, echo_reqs, ROUND_S, CONNECTIONS, wrap=True)
-        spy = _pyspy(s.gateway_pid, f"single-{r}", ROUND_S) if r == 0 else None
+        spies = _pyspies(s, f"single-{r}", ROUND_S) if r == 0 else []
         gw = await _closed(s, s.url, reqs, ROUND_S, CONNECTIONS)
         before = s.meter.snapshot()
-        if spy is not None:
+        for spy in spies:
             spy.wait()
         drained_s = await _drain(s.dsn)
         gw["drain_cpu_s"] = s.meter.since(before, s.meter.snapshot())
@@ -199,9 +206,9 @@ async def _bulk(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -> Non
     reqs = build_requests(
         pool, s.url, "B", BULK_MESSAGES, n_tx=BULK_TX, schemes=("hk-fps", "mo-fps")
     )
-    spy = _pyspy(s.gateway_pid, "bulk", BULK_S)
+    spies = _pyspies(s, "bulk", BULK_S)
     res = await _closed(s, s.url, reqs, BULK_S, BULK_CONNECTIONS, python=True)
-    if spy is not None:
+    for spy in spies:
         spy.wait()
     log["bulk"] = res
     log["gateway_bulk_transfers_per_s"] = round(res["accepted"] / res["duration_s"])
