@@ -41,10 +41,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from adapters import xmlsafe
 from adapters.base import AdapterError, DecodedTx, StatusReport
 from adapters.cn_ibps.adapter import CnIbpsAdapter
-from adapters.pacs.mapping import NS_PACS008
 from adapters.registry import get_adapter
 from clearing.model import SCHEMES, TxStatus
 from gateway.auth import AuthError, StaticKeyResolver, Verifier
@@ -62,8 +60,6 @@ from gateway.waits import wait_event
 GATEWAY_KEY_ID = "baygate"
 PATH_PREFIXES = ("providers", "deliveries")
 SHUTDOWN_TIMEOUT_S = 2.0
-PACS_SCHEMES = frozenset({"hk-fps", "mo-fps"})
-_NS = {"p": NS_PACS008}
 
 SIM_STATE = web.AppKey("sim_state", SimulatorState)
 
@@ -169,8 +165,7 @@ async def _transfers(request: web.Request) -> web.StreamResponse:
     if decoded.error is not None or decoded.msg_id is None:
         book.malformed += 1
         return _problem(400, "Bad Request", f"undecodable message: {decoded.error}")
-    refs = gateway_ids(state.scheme, body)
-    reports = [_answer(state, book, decoded.msg_id, tx, refs.get(tx.index)) for tx in decoded.txs]
+    reports = [_answer(state, book, decoded.msg_id, tx, tx.clearing_ref) for tx in decoded.txs]
     if _roll(state, rules.lost_answer_ratio):
         book.lost_answers += 1
         return _problem(500, "Internal Server Error", "the answer was lost")
@@ -194,27 +189,6 @@ async def _transfers(request: web.Request) -> web.StreamResponse:
 @functools.cache
 def _ibps_replier(member_id: str) -> CnIbpsAdapter:
     return CnIbpsAdapter(link_member_id=member_id)
-
-
-def gateway_ids(scheme: str, body: bytes) -> dict[int, str]:
-    """Transaction index -> the gateway's transfer id, where the delivery carries one.
-
-    The adapters ignore PmtId/ClrSysRef when reading (in a participant's message it means
-    nothing), but in a delivery it is the gateway's id, the best key to deduplicate on.
-    ibps.101 carries no such field.
-    """
-    if scheme not in PACS_SCHEMES:
-        return {}
-    try:
-        root = xmlsafe.parse(body)
-    except xmlsafe.XmlRejected:
-        return {}
-    found = {}
-    for i, tx in enumerate(root.iterfind("p:FIToFICstmrCdtTrf/p:CdtTrfTxInf", _NS)):
-        ref = (tx.findtext("p:PmtId/p:ClrSysRef", namespaces=_NS) or "").strip()
-        if ref:
-            found[i] = ref
-    return found
 
 
 def _answer(

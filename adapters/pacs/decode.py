@@ -205,8 +205,9 @@ class _TxReader:
             )
         debtor_member = (f.get("DbtrAgt/FinInstnId/ClrSysMmbId/MmbId") or "").strip() or None
         amount_text = f.get("IntrBkSttlmAmt")
+        ref = (f.get("PmtId/ClrSysRef") or "").strip() or None
         if p or e2e is None:
-            return DecodedTx(i, e2e, tx_id, None, tuple(p.items)), amount_text, debtor_member
+            return DecodedTx(i, e2e, tx_id, None, tuple(p.items), ref), amount_text, debtor_member
         transfer = Transfer(
             msg_id=self.msg_id,
             end_to_end_id=e2e,
@@ -233,7 +234,7 @@ class _TxReader:
             created_at=self.created_at,
             priority=priority,
         )
-        return DecodedTx(i, e2e, tx_id, transfer, ()), amount_text, debtor_member
+        return DecodedTx(i, e2e, tx_id, transfer, (), ref), amount_text, debtor_member
 
 
 def _code(f: dict[str, Any], where: str, p: Problems) -> str | None:

@@ -49,14 +49,20 @@ def test_every_transfer_of_a_message_round_trips(scheme: str, data: st.DataObjec
     )
     adapter = get_adapter(scheme)
     when = datetime(2025, 6, 22, 12, 0, tzinfo=HKT)
+    # As delivered by the gateway: each with its transfer id.
+    delivered = [replace(t, id=f"{i:032x}") for i, t in enumerate(batch)]
     message = adapter.decode_transfers(
-        adapter.encode_transfers(batch, msg_id="BATCH-1", created_at=when)
+        adapter.encode_transfers(delivered, msg_id="BATCH-1", created_at=when)
     )
     assert message.rejections == []
     assert [tx.index for tx in message.txs] == list(range(len(batch)))
     assert [tx.transfer for tx in message.txs] == [
         after_round_trip(t, scheme, "BATCH-1", when) for t in batch
     ]
+    # pacs.008 carries the gateway's id as PmtId/ClrSysRef, the receiver's deduplication
+    # key; an ibps.101 has no such field.
+    carried = [t.id for t in delivered] if scheme != "cn-ibps" else [None] * len(batch)
+    assert [tx.clearing_ref for tx in message.txs] == carried
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
