@@ -9,7 +9,9 @@ attempt's timeout, `FOR UPDATE SKIP LOCKED`), so a crash mid-attempt only delays
 - deliver: encode the transfer in the receiver's scheme, POST it signed by the gateway to
   `{endpoint_url}/transfers`, read the receiver's status reply. Accept -> commit; reject ->
   abort with the receiver's reason; no usable answer -> retry with exponential backoff and
-  jitter, until the transfer's own expiry, when the expiry sweep aborts it with AB05.
+  jitter, until the transfer's own expiry, when the expiry sweep aborts it with AB05. The
+  deliveries due to one receiver whose scheme names each transaction by Baygate's id
+  (`GROUPED_DELIVERY_SCHEMES`) share a message; its answer decides each transfer alone.
 - callback: when a transfer ends (committed, aborted, expired), a `callback` row tells the
   sender, in its own scheme, at `{endpoint_url}/status`; bounded attempts, then the sender
   can still GET /v1/transfers/{id}.
@@ -54,6 +56,12 @@ GATEWAY_KEY_ID = "baygate"
 # so a provider reading a status report at its /status endpoint can tell a report about a
 # message the gateway delivered to it (a notice) from one about its own message (a callback).
 GATEWAY_MSG_ID_PREFIX = "BG"
+# Schemes whose credit transfer carries Baygate's transfer id in every transaction (pacs.008
+# PmtId/ClrSysRef). A receiver on one deduplicates per transaction on that id, and a notice
+# names the transaction by it, whatever message delivered it: deliveries to such a receiver
+# may share a message. An ibps.101 carries no such id, so its receivers know a transfer by the
+# message that delivered it: each goes alone, under its own stable message id.
+GROUPED_DELIVERY_SCHEMES = frozenset({"hk-fps", "mo-fps"})
 # What a lost or absent database raises; an attempt that meets one is retried after its lease.
 # InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -121,6 +129,7 @@ class DeliveryConfig:
     backoff_max_s: float = 10.0
     callback_attempts_max: int = 8
     callback_batch_max: int = 100  # transfers told in one status report to their sender
+    delivery_batch_max: int = 50  # transfers in one delivery message (GROUPED_DELIVERY_SCHEMES)
     notice_attempts_max: int = 200  # at backoff_max_s apart: half an hour of retries
     in_flight_max: int = 256
     claim_batch_max: int = 200
@@ -181,7 +190,8 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("outbox_claim_failed", error=type(exc).__name__)
                 claimed = []
-            for rows in _attempt_groups(claimed, self.config.callback_batch_max):
+            for rows in _attempt_groups(claimed, self.config.callback_batch_max,
+                                        self.config.delivery_batch_max, self._groupable):
                 task = asyncio.create_task(self._attempt(rows))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -226,12 +236,17 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("expiry_sweep_failed", error=type(exc).__name__)
 
+    def _groupable(self, receiver_id: str) -> bool:
+        receiver = self.directory.by_id.get(receiver_id)
+        return receiver is not None and receiver.scheme in GROUPED_DELIVERY_SCHEMES
+
     async def _attempt(self, rows: list[asyncpg.Record]) -> None:
-        """One attempt: a delivery or a notice (one row), or the callbacks to one sender."""
+        """One attempt: a notice (one row), the deliveries to one receiver or the callbacks
+        to one sender."""
         kind = rows[0]["kind"]
         try:
             if kind == "deliver":
-                await self._deliver(rows[0])
+                await (self._deliver(rows[0]) if len(rows) == 1 else self._deliver_group(rows))
             elif kind == "notice":
                 await self._notice(rows[0])
             else:
@@ -254,20 +269,73 @@ class DeliveryWorker:
         receiver = self.directory.by_id.get(rec["receiver_id"])
         transfer = transfer_json.loads(rec["transfer"])
         adapter = get_adapter(receiver.scheme)
-        now = self.clock()
         try:
-            body = adapter.encode_transfer(transfer, msg_id=_msg_id(tid), created_at=now)
+            body = adapter.encode_transfer(transfer, msg_id=_msg_id(tid), created_at=self.clock())
         except TranslationError as exc:
             rej = exc.rejections[0]
             await self._abort(tid, rej.code, f"cannot be carried to {receiver.scheme}: {rej.message}")
             await self._done("deliver", row["id"])
             return
         started = time.perf_counter()
+        reports = await self._send(receiver, adapter, body, budget_s, [row])
+        await self._settle(row, _report_for(reports, transfer), started)
+
+    async def _deliver_group(self, rows: list[asyncpg.Record]) -> None:
+        """Reserved transfers to one receiver (GROUPED_DELIVERY_SCHEMES) in one message, whose
+        id follows from the set (`_delivery_id`); the answer decides each transfer as if it
+        had gone alone, and one the answer does not name is retried. Each transfer waits no
+        longer than the one closest to its expiry allows."""
+        ready: list[asyncpg.Record] = []
+        budgets: list[float] = []
+        late: list[asyncpg.Record] = []
+        for row in rows:
+            budget_s = self._budget_s(row["expires_at"])
+            if budget_s is None:
+                late.append(row)
+            else:
+                ready.append(row)
+                budgets.append(budget_s)
+        await asyncio.gather(*(self._too_late(r, r["expires_at"]) for r in late))
+        if len(ready) <= 1:
+            await asyncio.gather(*(self._deliver(r) for r in ready))
+            return
+        receiver = self.directory.by_id.get(ready[0]["receiver_id"])
+        adapter = get_adapter(receiver.scheme)
+        transfers = [transfer_json.loads(r["transfer"]) for r in ready]
+        msg_id = _delivery_id([r["transfer_id"] for r in ready])
+        try:
+            body = adapter.encode_transfers(transfers, msg_id=msg_id, created_at=self.clock())
+        except TranslationError:
+            # One of them cannot be carried to this scheme: alone, it is aborted with its
+            # reason, and the others go as they would have.
+            await asyncio.gather(*(self._deliver(r) for r in ready))
+            return
+        metrics.observe_delivery_batch(len(ready))
+        started = time.perf_counter()
+        reports = await self._send(receiver, adapter, body, min(budgets), ready)
+        await asyncio.gather(*(
+            self._settle(row, _report_for(reports, t), started) for row, t in zip(ready, transfers, strict=True)
+        ))  # fmt: skip
+
+    async def _send(
+        self, receiver: Any, adapter: Any, body: bytes, budget_s: float, rows: Sequence[asyncpg.Record]
+    ) -> list[StatusReport] | None:
+        """POST a delivery message; the receiver's status reports, None without a usable answer."""
         reply = await self._post(f"{receiver.endpoint_url}/transfers", body, adapter.media_type, budget_s)
-        metrics.record_delivery_attempt(receiver.id, retry=row["attempts"] > 1, ok=reply is not None)
-        report = _find_report(adapter, reply, transfer) if reply is not None else None
+        for row in rows:
+            metrics.record_delivery_attempt(receiver.id, retry=row["attempts"] > 1, ok=reply is not None)
+        if reply is None:
+            return None
+        try:
+            return list(adapter.decode_status_reply(reply))
+        except AdapterError:
+            return None
+
+    async def _settle(self, row: asyncpg.Record, report: StatusReport | None, started: float) -> None:
+        """What the receiver's answer about one delivered transfer decides."""
+        tid = row["transfer_id"]
         if report is None:
-            await self._retry(row, rec["expires_at"], "no usable answer")
+            await self._retry(row, row["expires_at"], "no usable answer")
             return
         metrics.observe_stage("deliver", time.perf_counter() - started)
         if report.status in (TxStatus.ACSP, TxStatus.ACCP, TxStatus.ACSC):
@@ -275,7 +343,7 @@ class DeliveryWorker:
         elif report.status == TxStatus.RJCT:
             await self._abort(tid, report.reason or Reason.NARR, report.message or "rejected by the receiving provider")
         else:  # PDNG from a receiver: ask again later
-            await self._retry(row, rec["expires_at"], f"receiver answered {report.status}")
+            await self._retry(row, row["expires_at"], f"receiver answered {report.status}")
             return
         await self._done("deliver", row["id"])
 
@@ -471,32 +539,64 @@ class DeliveryWorker:
         return await self._post(f"{party.endpoint_url}/status", body, adapter.media_type) is not None
 
 
-def _attempt_groups(rows: Sequence[asyncpg.Record], callbacks_max: int) -> list[list[asyncpg.Record]]:
-    """Claimed rows as attempts: each delivery and notice alone, callbacks to the same
-    sender together, at most `callbacks_max` to a report. Claim order is kept within a
-    group. A callback whose transfer is gone goes alone (it is only marked done)."""
+def _attempt_groups(
+    rows: Sequence[asyncpg.Record], callbacks_max: int, deliveries_max: int = 1,
+    groupable: Callable[[str], bool] = lambda receiver_id: False,
+) -> list[list[asyncpg.Record]]:  # fmt: skip
+    """Claimed rows as attempts, claim order kept within each:
+
+    - callbacks to the same sender together, at most `callbacks_max` to a report;
+    - deliveries of reserved transfers to the same receiver together where
+      `groupable(receiver_id)`, at most `deliveries_max` to a message and no two with the
+      same end-to-end id (two senders may use one), so that the answers match them
+      unambiguously;
+    - every notice, other delivery and row whose transfer is gone alone."""
     groups: list[list[asyncpg.Record]] = []
-    open_groups: dict[str, list[asyncpg.Record]] = {}
+    open_groups: dict[tuple[str, str], tuple[list[asyncpg.Record], set[str]]] = {}
     for row in rows:
-        if row["kind"] != "callback" or row["found"] is None:
+        key = _group_key(row, groupable)
+        if key is None:
             groups.append([row])
             continue
-        group = open_groups.get(row["sender_id"])
-        if group is None or len(group) >= callbacks_max:
-            group = open_groups[row["sender_id"]] = []
+        limit = callbacks_max if key[0] == "callback" else deliveries_max
+        group, e2e_ids = open_groups.get(key) or ([], set())
+        if not group or len(group) >= limit or (key[0] == "deliver" and row["end_to_end_id"] in e2e_ids):
+            group, e2e_ids = [], set()
+            open_groups[key] = (group, e2e_ids)
             groups.append(group)
         group.append(row)
+        e2e_ids.add(row["end_to_end_id"])
     return groups
+
+
+def _group_key(row: asyncpg.Record, groupable: Callable[[str], bool]) -> tuple[str, str] | None:
+    if row["found"] is None:
+        return None
+    if row["kind"] == "callback":
+        return ("callback", row["sender_id"])
+    if row["kind"] == "deliver" and row["state"] == TransferState.RESERVED and groupable(row["receiver_id"]):
+        return ("deliver", row["receiver_id"])
+    return None
+
+
+def _set_id(transfer_ids: Sequence[str], kind: str) -> str:
+    """The id of a message about a set of transfers (`kind` + "G"): the same for the same
+    set, in any order (a retry repeats it), another for another set, so that a provider that
+    keys messages by id never sees one id with two contents."""
+    digest = hashlib.sha256("\n".join(sorted(transfer_ids)).encode()).hexdigest()
+    return f"{GATEWAY_MSG_ID_PREFIX}{kind}G{digest}"[:35]
+
+
+def _delivery_id(transfer_ids: Sequence[str]) -> str:
+    """The id of a delivery message; one transfer alone: `_msg_id(tid)`, as always."""
+    return _msg_id(transfer_ids[0]) if len(transfer_ids) == 1 else _set_id(transfer_ids, "D")
 
 
 def _report_id(transfer_ids: Sequence[str]) -> str:
     """The id of a callback report: the same for the same set of transfers, in any order (a
     retry of a report repeats its id), another for another set, so that a sender that keys
     messages by id never sees one id with two contents. One transfer: `_msg_id(tid, "S")`."""
-    if len(transfer_ids) == 1:
-        return _msg_id(transfer_ids[0], "S")
-    digest = hashlib.sha256("\n".join(sorted(transfer_ids)).encode()).hexdigest()
-    return f"{GATEWAY_MSG_ID_PREFIX}SG{digest}"[:35]
+    return _msg_id(transfer_ids[0], "S") if len(transfer_ids) == 1 else _set_id(transfer_ids, "S")
 
 
 def _msg_id(tid: str, kind: str = "") -> str:
@@ -504,12 +604,17 @@ def _msg_id(tid: str, kind: str = "") -> str:
     return f"{GATEWAY_MSG_ID_PREFIX}{kind}{tid.replace('-', '')}"[:35]
 
 
-def _find_report(adapter: Any, reply: bytes, transfer: Any) -> StatusReport | None:
-    try:
-        reports = adapter.decode_status_reply(reply)
-    except AdapterError:
+def _report_for(reports: Sequence[StatusReport] | None, transfer: Any) -> StatusReport | None:
+    """The answer about one delivered transfer: the report naming its gateway id, else its
+    end-to-end id (unique within a delivery message), else one about the whole message."""
+    if not reports:
         return None
+    by_e2e = whole = None
     for r in reports:
-        if r.original_end_to_end_id in (None, transfer.end_to_end_id):
+        if r.gateway_id is not None and r.gateway_id == transfer.id:
             return r
-    return None
+        if by_e2e is None and r.original_end_to_end_id == transfer.end_to_end_id:
+            by_e2e = r
+        if whole is None and r.original_end_to_end_id is None:
+            whole = r
+    return by_e2e or whole

@@ -214,6 +214,12 @@ CALLBACK_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100),
     registry=REGISTRY,
 )
+DELIVERY_BATCH = Histogram(
+    "baygate_delivery_batch_transfers",
+    "Transfers one delivery message carries to its receiving participant.",
+    buckets=(1, 2, 5, 10, 20, 50),
+    registry=REGISTRY,
+)
 RECEIVER_NOTICES = Counter(
     "baygate_receiver_notices_total",
     "Notices to a receiving participant that a transfer it may have accepted expired unpaid "
@@ -315,6 +321,11 @@ def record_delivery_attempt(participant: str, *, retry: bool, ok: bool) -> None:
 def observe_callback_batch(transfers: int) -> None:
     """One callback report to a sender, telling `transfers` final statuses."""
     CALLBACK_BATCH.observe(transfers)
+
+
+def observe_delivery_batch(transfers: int) -> None:
+    """One delivery message to a receiver, carrying `transfers` transfers."""
+    DELIVERY_BATCH.observe(transfers)
 
 
 def record_notice(participant: str, *, outcome: str) -> None:

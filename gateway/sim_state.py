@@ -242,13 +242,17 @@ class ProviderBook:
                 self.credited_minor.get(amount.currency, 0) + amount.minor
             )
 
-    def reverse(self, msg_id: str, e2e: str) -> bool:
+    def reverse(self, msg_id: str, e2e: str, gateway_id: str | None = None) -> bool:
         """The gateway says a delivered transfer ended unpaid: undo its credit, once.
 
-        True when a credit was reversed; a transfer this provider refused, or one already
-        reversed, changes nothing (notices may come more than once)."""
+        The transfer is found by the gateway's id where its delivery carried one (pacs.008
+        ClrSysRef: the notice names it so whatever message delivered it), else by the
+        delivered message and end-to-end id. True when a credit was reversed; a transfer
+        this provider refused, or one already reversed, changes nothing (notices may come
+        more than once)."""
         self.notices += 1
-        key = self.delivered.get((msg_id, e2e))
+        by_id = f"id:{gateway_id}" if gateway_id else None
+        key = by_id if by_id in self.decisions else self.delivered.get((msg_id, e2e))
         applied = self.applied.pop(key, None) if key is not None else None
         if applied is None:
             return False

@@ -247,7 +247,7 @@ async def _status(request: web.Request) -> web.StreamResponse:
             # A notice about a message the gateway delivered (or tried to deliver) to this
             # provider: RJCT means "expired unpaid"; one never received changes nothing.
             if r.status is TxStatus.RJCT and r.original_end_to_end_id:
-                book.reverse(r.original_msg_id, r.original_end_to_end_id)
+                book.reverse(r.original_msg_id, r.original_end_to_end_id, r.gateway_id)
         elif r.original_end_to_end_id:
             book.record_callback(r.original_end_to_end_id, r.status, r.reason)
             told += 1

@@ -1,10 +1,14 @@
-"""Final statuses reach their sender grouped: the callbacks due to one sender share a report."""
+"""Messages the gateway sends go grouped: the callbacks due to one sender share a status
+report, and the deliveries due to one receiver on a scheme that names each transaction by the
+gateway's id (pacs.008 ClrSysRef) share a credit transfer, whose answer decides each transfer
+alone."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,12 +22,13 @@ from adapters.base import StatusReport
 from adapters.registry import get_adapter
 from clearing.model import Party, PartyId, PartyIdType, Proxy, ProxyType, Transfer, TxStatus
 from clearing.money import Money
+from clearing.reasons import Reason
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
 from gateway.config import load_settings
 from gateway.delivery import _attempt_groups, _msg_id, _report_id
 from gateway.harness import Stack, running_stack
-from gateway.sim_state import SimRules
+from gateway.sim_state import UNKNOWN_ACCOUNT_PREFIX, SimRules
 from tests.waiting import wait_until
 
 TRANSFERS = 24
@@ -55,9 +60,17 @@ async def _send_hk(stack: Stack, sender_id: str, proxy: str, n: int) -> list[Tra
     at once; each answered ACSP."""
     sender = sm.as_sender(stack.participant(sender_id))
     payee = sm.Payee("?", "?", sender.agent, "李伟", proxy=Proxy(ProxyType("MOBN"), proxy))
+    return await _send_hk_to(stack, sender_id, [payee] * n)
+
+
+async def _send_hk_to(stack: Stack, sender_id: str, payees: list[sm.Payee]) -> list[Transfer]:
+    """One one-transaction pacs.008 message from `sender_id` to each payee, sent at once;
+    each answered ACSP."""
+    sender = sm.as_sender(stack.participant(sender_id))
+    n = len(payees)
     tag = random.randrange(10**8)
     transfers = [
-        sm.make_transfer(sender, payee, random.Random(i), msg_id=f"M{tag}X{i}", e2e=f"E{tag}X{i}",
+        sm.make_transfer(sender, payees[i], random.Random(i), msg_id=f"M{tag}X{i}", e2e=f"E{tag}X{i}",
                          created_at=dt.datetime.now(dt.UTC), amount=Money(5_000 + i, "HKD"))
         .evolve(debtor=Party("CHAN Tai Man", PartyId(PartyIdType.HKID, "A1234563")))
         for i in range(n)
@@ -89,31 +102,50 @@ rows_st = st.lists(
     st.fixed_dictionaries({
         "kind": st.sampled_from(["deliver", "callback", "notice"]),
         "sender_id": st.sampled_from(["hk-801", "cn-pearl", "mo-301"]),
-        "found": st.sampled_from([True, None]),
+        "receiver_id": st.sampled_from(["hk-802", "cn-jade", "mo-302"]),
+        "state": st.sampled_from(["RESERVED", "RESERVED", "COMMITTED"]),
+        "end_to_end_id": st.sampled_from(["E1", "E2", "E3", "E4", "E5"]),
+        "found": st.sampled_from([True, True, None]),
     }),
     max_size=60,
 ).map(lambda rows: [dict(r, id=i) for i, r in enumerate(rows)])  # fmt: skip
+GROUPABLE = {"hk-802", "mo-302"}  # receivers whose scheme carries the gateway's id
+
+
+def _key(row: dict) -> tuple[str, str] | None:
+    """What may share an attempt, by the rules the grouping documents."""
+    if row["found"] is None:
+        return None
+    if row["kind"] == "callback":
+        return ("callback", row["sender_id"])
+    if row["kind"] == "deliver" and row["state"] == "RESERVED" and row["receiver_id"] in GROUPABLE:
+        return ("deliver", row["receiver_id"])
+    return None
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows=rows_st, batch_max=st.integers(1, 7))
-def test_claimed_rows_become_attempts_each_once(rows, batch_max) -> None:
-    groups = _attempt_groups(rows, batch_max)
+@given(rows=rows_st, callbacks_max=st.integers(1, 7), deliveries_max=st.integers(1, 7))
+def test_claimed_rows_become_attempts_each_once(rows, callbacks_max, deliveries_max) -> None:
+    groups = _attempt_groups(rows, callbacks_max, deliveries_max, GROUPABLE.__contains__)
     assert sorted(r["id"] for g in groups for r in g) == [r["id"] for r in rows]  # each row once
+    by_key: dict[tuple[str, str], list[list[dict]]] = {}
     for g in groups:
         assert all(g[i]["id"] < g[i + 1]["id"] for i in range(len(g) - 1))  # claim order kept
-        if g[0]["kind"] != "callback" or g[0]["found"] is None:
-            assert len(g) == 1  # a delivery, a notice or a gone transfer's callback: alone
-        else:
-            assert len(g) <= batch_max
-            assert {(r["kind"], r["sender_id"], r["found"]) for r in g} == {("callback", g[0]["sender_id"], True)}
-    # Callbacks to one sender are split only when a report is full.
-    per_sender: dict[str, list[int]] = {}
-    for g in groups:
-        if g[0]["kind"] == "callback" and g[0]["found"] is not None:
-            per_sender.setdefault(g[0]["sender_id"], []).append(len(g))
-    for sizes in per_sender.values():
-        assert all(n == batch_max for n in sizes[:-1])
+        key = _key(g[0])
+        if key is None:
+            assert len(g) == 1  # a notice, another delivery or a gone transfer's row: alone
+            continue
+        assert {_key(r) for r in g} == {key}  # one sender's callbacks, one receiver's deliveries
+        assert len(g) <= (callbacks_max if key[0] == "callback" else deliveries_max)
+        if key[0] == "deliver":  # the answers match each transfer by its end-to-end id
+            assert len({r["end_to_end_id"] for r in g}) == len(g)
+        by_key.setdefault(key, []).append(g)
+    # A group is split only when full, or (deliveries) when the next row repeats an
+    # end-to-end id it holds.
+    for (kind, _), gs in by_key.items():
+        full = callbacks_max if kind == "callback" else deliveries_max
+        for g, after in itertools.pairwise(gs):
+            assert len(g) == full or (kind == "deliver" and after[0]["end_to_end_id"] in {r["end_to_end_id"] for r in g})
 
 
 async def test_a_refused_report_is_retried_for_every_transfer_it_told(refusing_sender_stack: Stack) -> None:
@@ -200,3 +232,60 @@ def test_a_report_id_names_its_set_of_transfers(a: list[str], b: list[str], data
         report = StatusReport("M1", "E1", None, TxStatus.ACSC, None, None, "G1")
         get_adapter(scheme).encode_status_report([report], msg_id=rid, created_at=dt.datetime.now(dt.UTC),
                                                  original_msg_id="M1")  # fmt: skip
+
+
+# --- deliveries ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def slow_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Hong Kong receivers answer after 300 ms, so deliveries to them pile up behind the first."""
+    async with _stack(db_dsn, tmp_path, {"hk-fps": SimRules(delay_ms=300)}) as s:
+        yield s
+
+
+@pytest.fixture
+async def forgetful_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Hong Kong receivers credit every delivery and lose every answer; transfers expire in 4 s."""
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=4)
+    async with running_stack(settings, rules={"hk-fps": SimRules(lost_answer_ratio=1.0)}) as s:
+        yield s
+
+
+def _hk802_payees(stack: Stack, accounts: list[str]) -> list[sm.Payee]:
+    agent = sm.as_sender(stack.participant("hk-802")).agent
+    return [sm.Payee("hk-802", "hk-fps", agent, "陳小明", account=a) for a in accounts]
+
+
+async def test_deliveries_to_one_receiver_share_messages_each_decided_alone(slow_hk_stack: Stack) -> None:
+    stack = slow_hk_stack
+    # Every sixth payee's account is unknown to the receiver (AC01); the rest are credited.
+    accounts = [f"80200{i:07d}" if i % 6 else f"{UNKNOWN_ACCOUNT_PREFIX}00{i:07d}" for i in range(TRANSFERS)]
+    transfers = await _send_hk_to(stack, "hk-801", _hk802_payees(stack, accounts))
+    unknown = {t.end_to_end_id for t in transfers if t.creditor_account.number.startswith(UNKNOWN_ACCOUNT_PREFIX)}
+
+    sender = stack.sims.book("hk-801")
+    await wait_until(lambda: all(sender.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=20)
+    for t in transfers:
+        expected = (TxStatus.RJCT, Reason.AC01) if t.end_to_end_id in unknown else (TxStatus.ACSC, None)
+        assert sender.final_status(t.end_to_end_id) == expected, t.end_to_end_id
+    receiver = stack.sims.book("hk-802")
+    assert receiver.transactions == TRANSFERS and receiver.duplicates == 0  # each delivered once
+    assert receiver.credited_minor == {"HKD": sum(t.amount.minor for t in transfers if t.end_to_end_id not in unknown)}
+    # One message per transfer before grouping; now transfers accepted together travel together.
+    assert receiver.deliveries < TRANSFERS, receiver.deliveries
+
+
+async def test_a_notice_reverses_a_credit_delivered_in_a_shared_message(forgetful_hk_stack: Stack) -> None:
+    """The receiver credited transfers delivered together, but its answers were lost and they
+    expired: each notice names its transaction by the gateway's id, which the receiver
+    finds whatever message delivered it, and every credit is reversed."""
+    stack = forgetful_hk_stack
+    transfers = await _send_hk_to(stack, "hk-801", _hk802_payees(stack, [f"80201{i:07d}" for i in range(8)]))
+
+    sender, receiver = stack.sims.book("hk-801"), stack.sims.book("hk-802")
+    await wait_until(lambda: all(sender.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=30)
+    assert {sender.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.RJCT, Reason.AB05)}
+    await wait_until(lambda: receiver.reversed == len(transfers), timeout_s=20)
+    assert receiver.credited_minor == {}
+    assert receiver.transactions > receiver.deliveries  # some message carried several transfers
