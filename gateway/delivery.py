@@ -18,7 +18,7 @@ attempt's timeout, `FOR UPDATE SKIP LOCKED`), so a crash mid-attempt only delays
 - notice: when a transfer expires after a delivery attempt was made, the receiver may hold
   it as accepted (its answer came too late, or was lost, or the gateway stopped before
   committing). A `notice` row tells the receiver, in its own scheme, at
-  `{endpoint_url}/status`: a status report RJCT AB05 naming the delivered message, on which
+  `{endpoint_url}/status`: a status report RJCT AB05 naming the delivered transfer, on which
   it reverses any credit it applied. Retried far longer than a callback: it is money.
 
 Commit, abort and expiry are exactly-once in the clearing store; the gateway's own record
@@ -507,9 +507,11 @@ class DeliveryWorker:
     async def _notice(self, row: asyncpg.Record) -> None:
         """Tell the receiver that a transfer it may have accepted expired unpaid (RJCT AB05).
 
-        The report names the delivered message (`_msg_id(tid)`, the same for every attempt),
-        the end-to-end and transaction ids and the gateway's id, as a receiver's own answer
-        did; a receiver that credited on delivery reverses that credit."""
+        The report names the transfer's own message id (`_msg_id(tid)`, that of every attempt
+        that delivered it alone), the end-to-end and transaction ids and the gateway's id, as
+        a receiver's own answer did; a receiver that got it beside other transfers
+        (GROUPED_DELIVERY_SCHEMES) finds it by the gateway's id. A receiver that credited on
+        delivery reverses that credit."""
         tid, rec = row["transfer_id"], row
         receiver = self.directory.by_id.get(rec["receiver_id"]) if rec["found"] is not None else None
         if receiver is None or not receiver.endpoint_url:

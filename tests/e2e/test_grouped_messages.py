@@ -35,8 +35,10 @@ TRANSFERS = 24
 
 
 @contextlib.asynccontextmanager
-async def _stack(db_dsn: str, tmp_path: Path, rules: dict[str, SimRules]) -> AsyncIterator[Stack]:
-    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=10)
+async def _stack(
+    db_dsn: str, tmp_path: Path, rules: dict[str, SimRules], timeout_s: float = 10
+) -> AsyncIterator[Stack]:
+    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=timeout_s)
     async with running_stack(settings, rules=rules) as s:
         yield s
 
@@ -247,8 +249,7 @@ async def slow_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
 @pytest.fixture
 async def forgetful_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """Hong Kong receivers credit every delivery and lose every answer; transfers expire in 4 s."""
-    settings = load_settings(DATABASE_URL=db_dsn, data_dir=tmp_path, port=0, transfer_timeout_s=4)
-    async with running_stack(settings, rules={"hk-fps": SimRules(lost_answer_ratio=1.0)}) as s:
+    async with _stack(db_dsn, tmp_path, {"hk-fps": SimRules(lost_answer_ratio=1.0)}, timeout_s=4) as s:
         yield s
 
 
