@@ -29,8 +29,8 @@ class DecodedTx:
 
     `transfer` is None exactly when `errors` is non-empty. The ids are given whenever they
     could be read, so that a status report can name the refused transaction.
-    `clearing_ref` is the clearing system's reference as given (pacs.008 PmtId/ClrSysRef;
-    ibps.101 has none). Baygate ignores it in a participant's message, being the clearing
+    `clearing_ref` is the clearing system's reference as given (pacs.008 PmtId/ClrSysRef,
+    ibps.101 ClrSysRef). Baygate ignores it in a participant's message, being the clearing
     system that assigns it; in a delivery from Baygate it is Baygate's transfer id, the key
     a receiver deduplicates on.
     """

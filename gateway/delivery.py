@@ -10,8 +10,8 @@ attempt's timeout, `FOR UPDATE SKIP LOCKED`), so a crash mid-attempt only delays
   `{endpoint_url}/transfers`, read the receiver's status reply. Accept -> commit; reject ->
   abort with the receiver's reason; no usable answer -> retry with exponential backoff and
   jitter, until the transfer's own expiry, when the expiry sweep aborts it with AB05. The
-  deliveries due to one receiver whose scheme names each transaction by Baygate's id
-  (`GROUPED_DELIVERY_SCHEMES`) share a message; its answer decides each transfer alone.
+  deliveries due to one receiver share a message, each transaction naming Baygate's id
+  (ClrSysRef); the answer decides each transfer alone.
 - callback: when a transfer ends (committed, aborted, expired), a `callback` row tells the
   sender, in its own scheme, at `{endpoint_url}/status`; bounded attempts, then the sender
   can still GET /v1/transfers/{id}.
@@ -56,12 +56,6 @@ GATEWAY_KEY_ID = "baygate"
 # so a provider reading a status report at its /status endpoint can tell a report about a
 # message the gateway delivered to it (a notice) from one about its own message (a callback).
 GATEWAY_MSG_ID_PREFIX = "BG"
-# Schemes whose credit transfer carries Baygate's transfer id in every transaction (pacs.008
-# PmtId/ClrSysRef). A receiver on one deduplicates per transaction on that id, and a notice
-# names the transaction by it, whatever message delivered it: deliveries to such a receiver
-# may share a message. An ibps.101 carries no such id, so its receivers know a transfer by the
-# message that delivered it: each goes alone, under its own stable message id.
-GROUPED_DELIVERY_SCHEMES = frozenset({"hk-fps", "mo-fps"})
 # What a lost or absent database raises; an attempt that meets one is retried after its lease.
 # InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
@@ -129,7 +123,7 @@ class DeliveryConfig:
     backoff_max_s: float = 10.0
     callback_attempts_max: int = 8
     callback_batch_max: int = 100  # transfers told in one status report to their sender
-    delivery_batch_max: int = 50  # transfers in one delivery message (GROUPED_DELIVERY_SCHEMES)
+    delivery_batch_max: int = 50  # transfers in one delivery message to a receiver
     notice_attempts_max: int = 200  # at backoff_max_s apart: half an hour of retries
     in_flight_max: int = 256
     claim_batch_max: int = 200
@@ -190,8 +184,7 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("outbox_claim_failed", error=type(exc).__name__)
                 claimed = []
-            for rows in _attempt_groups(claimed, self.config.callback_batch_max,
-                                        self.config.delivery_batch_max, self._groupable):
+            for rows in _attempt_groups(claimed, self.config.callback_batch_max, self.config.delivery_batch_max):
                 task = asyncio.create_task(self._attempt(rows))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
@@ -236,10 +229,6 @@ class DeliveryWorker:
             except _DB_ERRORS as exc:
                 _log.warning("expiry_sweep_failed", error=type(exc).__name__)
 
-    def _groupable(self, receiver_id: str) -> bool:
-        receiver = self.directory.by_id.get(receiver_id)
-        return receiver is not None and receiver.scheme in GROUPED_DELIVERY_SCHEMES
-
     async def _attempt(self, rows: list[asyncpg.Record]) -> None:
         """One attempt: a notice (one row), the deliveries to one receiver or the callbacks
         to one sender."""
@@ -281,10 +270,11 @@ class DeliveryWorker:
         await self._settle(row, _report_for(reports, transfer), started)
 
     async def _deliver_group(self, rows: list[asyncpg.Record]) -> None:
-        """Reserved transfers to one receiver (GROUPED_DELIVERY_SCHEMES) in one message, whose
-        id follows from the set (`_delivery_id`); the answer decides each transfer as if it
-        had gone alone, and one the answer does not name is retried. Each transfer waits no
-        longer than the one closest to its expiry allows."""
+        """Reserved transfers to one receiver in one message, whose id follows from the set
+        (`_delivery_id`), each transaction naming the transfer's gateway id (ClrSysRef), on
+        which the receiver deduplicates. The answer decides each transfer as if it had gone
+        alone, and one the answer does not name is retried. Each transfer waits no longer
+        than the one closest to its expiry allows."""
         ready: list[asyncpg.Record] = []
         budgets: list[float] = []
         late: list[asyncpg.Record] = []
@@ -509,9 +499,8 @@ class DeliveryWorker:
 
         The report names the transfer's own message id (`_msg_id(tid)`, that of every attempt
         that delivered it alone), the end-to-end and transaction ids and the gateway's id, as
-        a receiver's own answer did; a receiver that got it beside other transfers
-        (GROUPED_DELIVERY_SCHEMES) finds it by the gateway's id. A receiver that credited on
-        delivery reverses that credit."""
+        a receiver's own answer did; a receiver that got it beside other transfers finds it
+        by the gateway's id. A receiver that credited on delivery reverses that credit."""
         tid, rec = row["transfer_id"], row
         receiver = self.directory.by_id.get(rec["receiver_id"]) if rec["found"] is not None else None
         if receiver is None or not receiver.endpoint_url:
@@ -542,21 +531,19 @@ class DeliveryWorker:
 
 
 def _attempt_groups(
-    rows: Sequence[asyncpg.Record], callbacks_max: int, deliveries_max: int = 1,
-    groupable: Callable[[str], bool] = lambda receiver_id: False,
-) -> list[list[asyncpg.Record]]:  # fmt: skip
+    rows: Sequence[asyncpg.Record], callbacks_max: int, deliveries_max: int
+) -> list[list[asyncpg.Record]]:
     """Claimed rows as attempts, claim order kept within each:
 
     - callbacks to the same sender together, at most `callbacks_max` to a report;
-    - deliveries of reserved transfers to the same receiver together where
-      `groupable(receiver_id)`, at most `deliveries_max` to a message and no two with the
-      same end-to-end id (two senders may use one), so that the answers match them
-      unambiguously;
+    - deliveries of reserved transfers to the same receiver together, at most
+      `deliveries_max` to a message and no two with the same end-to-end id (two senders may
+      use one), so that answers without the gateway's id still match them unambiguously;
     - every notice, other delivery and row whose transfer is gone alone."""
     groups: list[list[asyncpg.Record]] = []
     open_groups: dict[tuple[str, str], tuple[list[asyncpg.Record], set[str]]] = {}
     for row in rows:
-        key = _group_key(row, groupable)
+        key = _group_key(row)
         if key is None:
             groups.append([row])
             continue
@@ -571,12 +558,12 @@ def _attempt_groups(
     return groups
 
 
-def _group_key(row: asyncpg.Record, groupable: Callable[[str], bool]) -> tuple[str, str] | None:
+def _group_key(row: asyncpg.Record) -> tuple[str, str] | None:
     if row["found"] is None:
         return None
     if row["kind"] == "callback":
         return ("callback", row["sender_id"])
-    if row["kind"] == "deliver" and row["state"] == TransferState.RESERVED and groupable(row["receiver_id"]):
+    if row["kind"] == "deliver" and row["state"] == TransferState.RESERVED:
         return ("deliver", row["receiver_id"])
     return None
 

@@ -140,6 +140,7 @@ class _TxReader:
         tx_id = text_field(f.get("TxId"), "TxId", p, length_max=ID_LENGTH_MAX)
         e2e = text_field(f.get("EndToEndId"), "EndToEndId", p, length_max=ID_LENGTH_MAX)
         uetr = checks.uetr(f.get("UETR"), "UETR", p)
+        ref = (f.get("ClrSysRef") or "").strip() or None
         amount = checks.amount(f.get("Amt"), f.get("Amt/@Ccy"), "Amt", p, CURRENCIES)
         instructed = None
         if "InstdAmt" in f:
@@ -160,7 +161,7 @@ class _TxReader:
                 Reason.RC10, "CdtrAgt", "CdtrAgt is required unless CdtrAcct/Prxy names the payee"
             )
         if p or e2e is None:
-            return DecodedTx(i, e2e, tx_id, None, tuple(p.items)), f.get("Amt")
+            return DecodedTx(i, e2e, tx_id, None, tuple(p.items), ref), f.get("Amt")
         transfer = Transfer(
             msg_id=self.msg_id,
             end_to_end_id=e2e,
@@ -184,7 +185,7 @@ class _TxReader:
             remittance_info=remittance,
             created_at=self.created_at,
         )
-        return DecodedTx(i, e2e, tx_id, transfer, ()), f.get("Amt")
+        return DecodedTx(i, e2e, tx_id, transfer, (), ref), f.get("Amt")
 
 
 def _prtry(f: dict[str, Any], where: str, p: Problems) -> str | None:

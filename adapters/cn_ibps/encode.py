@@ -118,6 +118,8 @@ def _tx(w: Writer, t: Transfer, out: Out) -> Money | None:
     parts.append(f"<CstmrCdtTrfInf><TxId>{tx_id}</TxId><EndToEndId>{e2e}</EndToEndId>")
     if t.uetr is not None:
         parts.append(f"<UETR>{out.text(t.uetr, 'uetr', 36)}</UETR>")
+    if t.id is not None:
+        parts.append(f"<ClrSysRef>{out.text(t.id, 'id', ID_LENGTH_MAX)}</ClrSysRef>")
     parts.append(_party("Dbtr", t.debtor, "debtor", out))
     parts.append(_account("DbtrAcct", t.debtor_account, "debtor_account", out))
     parts.append(_agent("DbtrAgt", t.debtor_agent, "debtor_agent", out))

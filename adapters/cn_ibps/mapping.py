@@ -42,6 +42,7 @@ TX_SCHEMA = {
     "TxId": TEXT,
     "EndToEndId": TEXT,
     "UETR": TEXT,
+    "ClrSysRef": TEXT,
     "Dbtr": _PARTY,
     "DbtrAcct": _ACCOUNT,
     "DbtrAgt": _AGENT,
@@ -136,9 +137,11 @@ IBPS_TABLE = table(
     FieldMap("uetr", (f"{_TX}UETR",), "Baygate cross-border addition"),
     FieldMap(
         "id",
-        (),
-        "not written in ibps.101; receipts (ibps.102) carry it as ClrSysRef and are matched "
-        "by OrgnlMsgId and OrgnlTxId",
+        (f"{_TX}ClrSysRef",),
+        "Baygate addition, written in deliveries: the receiver's key to deduplicate a transfer "
+        "on and to find the one a notice names, whatever message carried it; receipts "
+        "(ibps.102) carry it as ClrSysRef too. Ignored when read: Baygate assigns its own",
+        direction="out",
     ),
     FieldMap("amount", (f"{_TX}Amt",), "Ccy must be CNY (any other currency is AM03)"),
     FieldMap(

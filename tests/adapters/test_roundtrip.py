@@ -59,10 +59,8 @@ def test_every_transfer_of_a_message_round_trips(scheme: str, data: st.DataObjec
     assert [tx.transfer for tx in message.txs] == [
         after_round_trip(t, scheme, "BATCH-1", when) for t in batch
     ]
-    # pacs.008 carries the gateway's id as PmtId/ClrSysRef, the receiver's deduplication
-    # key; an ibps.101 has no such field.
-    carried = [t.id for t in delivered] if scheme != "cn-ibps" else [None] * len(batch)
-    assert [tx.clearing_ref for tx in message.txs] == carried
+    # Each transaction carries the gateway's id (ClrSysRef), the receiver's deduplication key.
+    assert [tx.clearing_ref for tx in message.txs] == [t.id for t in delivered]
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

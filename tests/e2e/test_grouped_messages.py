@@ -1,7 +1,6 @@
 """Messages the gateway sends go grouped: the callbacks due to one sender share a status
-report, and the deliveries due to one receiver on a scheme that names each transaction by the
-gateway's id (pacs.008 ClrSysRef) share a credit transfer, whose answer decides each transfer
-alone."""
+report, and the deliveries due to one receiver share a credit transfer, each transaction
+naming the gateway's id (ClrSysRef), whose answer decides each transfer alone."""
 
 from __future__ import annotations
 
@@ -111,7 +110,6 @@ rows_st = st.lists(
     }),
     max_size=60,
 ).map(lambda rows: [dict(r, id=i) for i, r in enumerate(rows)])  # fmt: skip
-GROUPABLE = {"hk-802", "mo-302"}  # receivers whose scheme carries the gateway's id
 
 
 def _key(row: dict) -> tuple[str, str] | None:
@@ -120,7 +118,7 @@ def _key(row: dict) -> tuple[str, str] | None:
         return None
     if row["kind"] == "callback":
         return ("callback", row["sender_id"])
-    if row["kind"] == "deliver" and row["state"] == "RESERVED" and row["receiver_id"] in GROUPABLE:
+    if row["kind"] == "deliver" and row["state"] == "RESERVED":
         return ("deliver", row["receiver_id"])
     return None
 
@@ -128,7 +126,7 @@ def _key(row: dict) -> tuple[str, str] | None:
 @settings(max_examples=300, deadline=None)
 @given(rows=rows_st, callbacks_max=st.integers(1, 7), deliveries_max=st.integers(1, 7))
 def test_claimed_rows_become_attempts_each_once(rows, callbacks_max, deliveries_max) -> None:
-    groups = _attempt_groups(rows, callbacks_max, deliveries_max, GROUPABLE.__contains__)
+    groups = _attempt_groups(rows, callbacks_max, deliveries_max)
     assert sorted(r["id"] for g in groups for r in g) == [r["id"] for r in rows]  # each row once
     by_key: dict[tuple[str, str], list[list[dict]]] = {}
     for g in groups:
@@ -247,9 +245,11 @@ async def slow_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
 
 
 @pytest.fixture
-async def forgetful_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Hong Kong receivers credit every delivery and lose every answer; transfers expire in 4 s."""
-    async with _stack(db_dsn, tmp_path, {"hk-fps": SimRules(lost_answer_ratio=1.0)}, timeout_s=4) as s:
+async def forgetful_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Hong Kong and Mainland receivers credit every delivery and lose every answer;
+    transfers expire in 4 s."""
+    forgetful = SimRules(lost_answer_ratio=1.0)
+    async with _stack(db_dsn, tmp_path, {"hk-fps": forgetful, "cn-ibps": forgetful}, timeout_s=4) as s:
         yield s
 
 
@@ -277,14 +277,20 @@ async def test_deliveries_to_one_receiver_share_messages_each_decided_alone(slow
     assert receiver.deliveries < TRANSFERS, receiver.deliveries
 
 
-async def test_a_notice_reverses_a_credit_delivered_in_a_shared_message(forgetful_hk_stack: Stack) -> None:
+@pytest.mark.parametrize("receiver_id", ["hk-802", "cn-pearl"])  # pacs.008, ibps.101
+async def test_a_notice_reverses_a_credit_delivered_in_a_shared_message(forgetful_stack: Stack, receiver_id: str) -> None:
     """The receiver credited transfers delivered together, but its answers were lost and they
     expired: each notice names its transaction by the gateway's id, which the receiver
     finds whatever message delivered it, and every credit is reversed."""
-    stack = forgetful_hk_stack
-    transfers = await _send_hk_to(stack, "hk-801", _hk802_payees(stack, [f"80201{i:07d}" for i in range(8)]))
+    stack = forgetful_stack
+    if receiver_id == "hk-802":
+        payees = _hk802_payees(stack, [f"80201{i:07d}" for i in range(8)])
+    else:  # a Mainland payee by mobile number: HKD converted to CNY
+        agent = sm.as_sender(stack.participant("hk-801")).agent
+        payees = [sm.Payee("?", "?", agent, "李伟", proxy=Proxy(ProxyType("MOBN"), "+86-13800138000"))] * 8
+    transfers = await _send_hk_to(stack, "hk-801", payees)
 
-    sender, receiver = stack.sims.book("hk-801"), stack.sims.book("hk-802")
+    sender, receiver = stack.sims.book("hk-801"), stack.sims.book(receiver_id)
     await wait_until(lambda: all(sender.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=30)
     assert {sender.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.RJCT, Reason.AB05)}
     await wait_until(lambda: receiver.reversed == len(transfers), timeout_s=20)
