@@ -128,6 +128,9 @@ class DeliveryConfig:
     in_flight_max: int = 256
     claim_batch_max: int = 200
     poll_interval_s: float = 0.2
+    # After a claim that found rows, the next waits this long even when woken earlier: while
+    # transfers keep coming, each claim gathers more of them into each receiver's message.
+    claim_linger_s: float = 0.05
     response_bytes_max: int = 1024 * 1024
     expiry_sweep_interval_s: float = 0.5
     expiry_batch_max: int = 1000
@@ -190,6 +193,8 @@ class DeliveryWorker:
                 task.add_done_callback(self._in_flight.discard)
             if len(claimed) < self.config.claim_batch_max:
                 self._wake.clear()
+                if claimed:
+                    await asyncio.sleep(self.config.claim_linger_s)
                 await wait_event(self._wake, self.config.poll_interval_s)
 
     async def _reclaim(self) -> None:
@@ -273,8 +278,9 @@ class DeliveryWorker:
         """Reserved transfers to one receiver in one message, whose id follows from the set
         (`_delivery_id`), each transaction naming the transfer's gateway id (ClrSysRef), on
         which the receiver deduplicates. The answer decides each transfer as if it had gone
-        alone, and one the answer does not name is retried. Each transfer waits no longer
-        than the one closest to its expiry allows."""
+        alone, and one the answer does not name is retried; a refusal of the whole message
+        sends each again alone. Each transfer waits no longer than the one closest to its
+        expiry allows."""
         ready: list[asyncpg.Record] = []
         budgets: list[float] = []
         late: list[asyncpg.Record] = []
@@ -300,9 +306,13 @@ class DeliveryWorker:
             # reason, and the others go as they would have.
             await asyncio.gather(*(self._deliver(r) for r in ready))
             return
-        metrics.observe_delivery_batch(len(ready))
         started = time.perf_counter()
         reports = await self._send(receiver, adapter, body, min(budgets), ready)
+        if reports and all(r.is_group for r in reports) and reports[0].status == TxStatus.RJCT:
+            # Refused as a whole, naming no transaction: perhaps for one of them only. Each
+            # goes again alone, to be decided by its own answer.
+            await asyncio.gather(*(self._deliver(r) for r in ready))
+            return
         await asyncio.gather(*(
             self._settle(row, _report_for(reports, t), started) for row, t in zip(ready, transfers, strict=True)
         ))  # fmt: skip
@@ -311,6 +321,7 @@ class DeliveryWorker:
         self, receiver: Any, adapter: Any, body: bytes, budget_s: float, rows: Sequence[asyncpg.Record]
     ) -> list[StatusReport] | None:
         """POST a delivery message; the receiver's status reports, None without a usable answer."""
+        metrics.observe_delivery_batch(len(rows))
         reply = await self._post(f"{receiver.endpoint_url}/transfers", body, adapter.media_type, budget_s)
         for row in rows:
             metrics.record_delivery_attempt(receiver.id, retry=row["attempts"] > 1, ok=reply is not None)

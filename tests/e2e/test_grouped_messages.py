@@ -12,8 +12,10 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -296,3 +298,55 @@ async def test_a_notice_reverses_a_credit_delivered_in_a_shared_message(forgetfu
     await wait_until(lambda: receiver.reversed == len(transfers), timeout_s=20)
     assert receiver.credited_minor == {}
     assert receiver.transactions > receiver.deliveries  # some message carried several transfers
+
+
+@contextlib.asynccontextmanager
+async def _receiver_refusing_shared_messages() -> AsyncIterator[tuple[str, list[int]]]:
+    """An hk-fps receiver that refuses any message of several transactions as a whole (a
+    group status RJCT, naming none of them) and accepts one transaction alone. Yields its
+    URL and the number of transactions of each delivery it got."""
+    adapter = get_adapter("hk-fps")
+    sizes: list[int] = []
+
+    async def transfers(request: web.Request) -> web.Response:
+        decoded = adapter.decode_transfers(await request.read())
+        sizes.append(len(decoded.txs))
+        if len(decoded.txs) > 1:
+            reports = [StatusReport(None, None, None, TxStatus.RJCT, Reason.FF01, "one transaction a message")]
+        else:
+            [tx] = decoded.txs
+            reports = [StatusReport(decoded.msg_id, tx.end_to_end_id, tx.tx_id, TxStatus.ACSP, gateway_id=tx.clearing_ref)]
+        reply = adapter.encode_status_report(reports, msg_id=f"R{len(sizes)}", created_at=dt.datetime.now(dt.UTC),
+                                             original_msg_id=decoded.msg_id)  # fmt: skip
+        return web.Response(body=reply, headers={"Content-Type": adapter.media_type})
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/transfers", transfers)
+    app.router.add_post("/status", status)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}", sizes
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_message_refused_as_a_whole_goes_again_one_transfer_at_a_time(slowish_stack: Stack) -> None:
+    """A refusal of the whole message names no transaction: it may be for one of them only.
+    Its transfers are delivered again one by one, and each is decided by its own answer."""
+    stack = slowish_stack
+    async with _receiver_refusing_shared_messages() as (url, sizes):
+        async with aiohttp.ClientSession() as http:
+            async with http.patch(f"{stack.base_url}/v1/operator/participants/hk-802", json={"endpoint_url": url},
+                                  headers={"Authorization": f"Bearer {stack.operator_token}"}) as r:  # fmt: skip
+                assert r.status == 200, await r.text()
+        transfers = await _send_hk_to(stack, "hk-801", _hk802_payees(stack, [f"80202{i:07d}" for i in range(12)]))
+        sender = stack.sims.book("hk-801")
+        await wait_until(lambda: all(sender.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=20)
+    assert {sender.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.ACSC, None)}
+    assert max(sizes) > 1  # some went together first, then (accepted alone only) each alone
