@@ -308,7 +308,7 @@ class DeliveryWorker:
             return
         started = time.perf_counter()
         reports = await self._send(receiver, adapter, body, min(budgets), ready)
-        if reports and all(r.is_group for r in reports) and reports[0].status == TxStatus.RJCT:
+        if reports and all(_about_whole_message(r) for r in reports) and reports[0].status == TxStatus.RJCT:
             # Refused as a whole, naming no transaction: perhaps for one of them only. Each
             # goes again alone, to be decided by its own answer.
             await asyncio.gather(*(self._deliver(r) for r in ready))
@@ -606,15 +606,24 @@ def _msg_id(tid: str, kind: str = "") -> str:
 
 def _report_for(reports: Sequence[StatusReport] | None, transfer: Any) -> StatusReport | None:
     """The answer about one delivered transfer: the report naming its gateway id, else its
-    end-to-end id (unique within a delivery message), else one about the whole message."""
+    end-to-end id (unique within a delivery message), else, naming no end-to-end id, its
+    transaction id as delivered (ibps.101 writes the end-to-end id when there is none), else
+    one about the whole message."""
     if not reports:
         return None
-    by_e2e = whole = None
+    tx_id = transfer.tx_id or transfer.end_to_end_id
+    by_ids = whole = None
     for r in reports:
         if r.gateway_id is not None and r.gateway_id == transfer.id:
             return r
-        if by_e2e is None and r.original_end_to_end_id == transfer.end_to_end_id:
-            by_e2e = r
-        if whole is None and r.original_end_to_end_id is None:
+        e2e = r.original_end_to_end_id
+        if by_ids is None and (e2e == transfer.end_to_end_id or (e2e is None and r.original_tx_id == tx_id)):
+            by_ids = r
+        if whole is None and _about_whole_message(r):
             whole = r
-    return by_e2e or whole
+    return by_ids or whole
+
+
+def _about_whole_message(r: StatusReport) -> bool:
+    """A status naming no transaction: no end-to-end, transaction or gateway id."""
+    return r.is_group and r.gateway_id is None

@@ -27,9 +27,10 @@ from clearing.reasons import Reason
 from gateway import sim_messages as sm
 from gateway.client import BaygateClient
 from gateway.config import load_settings
-from gateway.delivery import _attempt_groups, _msg_id, _report_id
+from gateway.delivery import _attempt_groups, _delivery_id, _msg_id, _report_for, _report_id
 from gateway.harness import Stack, running_stack
 from gateway.sim_state import UNKNOWN_ACCOUNT_PREFIX, SimRules
+from tests.adapters.helpers import sample_transfer
 from tests.waiting import wait_until
 
 TRANSFERS = 24
@@ -222,18 +223,21 @@ tids_st = st.lists(st.uuids().map(lambda u: u.hex), min_size=1, max_size=8, uniq
 
 @settings(max_examples=200, deadline=None)
 @given(a=tids_st, b=tids_st, data=st.data())
-def test_a_report_id_names_its_set_of_transfers(a: list[str], b: list[str], data: st.DataObject) -> None:
+def test_a_message_id_names_its_set_of_transfers(a: list[str], b: list[str], data: st.DataObject) -> None:
+    """Callback reports (`_report_id`) and delivery messages (`_delivery_id`) alike."""
     shuffled = data.draw(st.permutations(a))
-    assert _report_id(shuffled) == _report_id(a)  # a retry of the same set repeats its id
-    assert (_report_id(a) == _report_id(b)) == (set(a) == set(b))  # another set, another id
-    if len(a) == 1:
-        assert _report_id(a) == _msg_id(a[0], "S")  # as before grouping
-    rid = _report_id(a)
-    assert len(rid) <= 35 and rid.startswith("BG")
-    for scheme in ("hk-fps", "cn-ibps", "mo-fps"):  # every scheme can carry it
+    for set_id, alone in ((_report_id, lambda tid: _msg_id(tid, "S")), (_delivery_id, _msg_id)):
+        assert set_id(shuffled) == set_id(a)  # a retry of the same set repeats its id
+        assert (set_id(a) == set_id(b)) == (set(a) == set(b))  # another set, another id
+        if len(a) == 1:
+            assert set_id(a) == alone(a[0])  # as before grouping
+        assert len(set_id(a)) <= 35 and set_id(a).startswith("BG")
+    assert _report_id(a) != _delivery_id(a)
+    now = dt.datetime.now(dt.UTC)
+    for scheme in ("hk-fps", "cn-ibps", "mo-fps"):  # every scheme can carry them
         report = StatusReport("M1", "E1", None, TxStatus.ACSC, None, None, "G1")
-        get_adapter(scheme).encode_status_report([report], msg_id=rid, created_at=dt.datetime.now(dt.UTC),
-                                                 original_msg_id="M1")  # fmt: skip
+        get_adapter(scheme).encode_status_report([report], msg_id=_report_id(a), created_at=now, original_msg_id="M1")
+        get_adapter(scheme).encode_transfer(sample_transfer(scheme), msg_id=_delivery_id(a), created_at=now)
 
 
 # --- deliveries ------------------------------------------------------------------------------
@@ -350,3 +354,29 @@ async def test_a_message_refused_as_a_whole_goes_again_one_transfer_at_a_time(sl
         await wait_until(lambda: all(sender.final_status(t.end_to_end_id) is not None for t in transfers), timeout_s=20)
     assert {sender.final_status(t.end_to_end_id) for t in transfers} == {(TxStatus.ACSC, None)}
     assert max(sizes) > 1  # some went together first, then (accepted alone only) each alone
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(1, 8), data=st.data())
+def test_each_delivered_transfer_finds_its_own_answer(n: int, data: st.DataObject) -> None:
+    """However the receiver names a transaction (the gateway's id, the end-to-end id, or the
+    transaction id alone) and in whatever order, each transfer of a message gets its own
+    answer; one the answer leaves out gets the whole message's status, or none."""
+    transfers = [sample_transfer("hk-fps", id=f"G{i}", end_to_end_id=f"E{i}", tx_id=data.draw(st.sampled_from([None, f"T{i}"])))
+                 for i in range(n)]  # fmt: skip
+    ways = ["gateway id", "end-to-end id", "transaction id", "left out"]
+    own: list[StatusReport | None] = []  # each transfer's own answer
+    for i, t in enumerate(transfers):
+        status = TxStatus.ACSP if i % 2 else TxStatus.RJCT  # tells neighbours' answers apart
+        how = data.draw(st.sampled_from(ways))
+        own.append(
+            StatusReport("M", None, None, status, gateway_id=t.id) if how == "gateway id"
+            else StatusReport("M", t.end_to_end_id, None, status) if how == "end-to-end id"
+            else StatusReport("M", None, t.tx_id or t.end_to_end_id, status) if how == "transaction id"
+            else None
+        )  # fmt: skip
+    whole = data.draw(st.sampled_from([None, StatusReport("M", None, None, TxStatus.ACCP)]))
+    answer = [r for r in [*own, whole] if r is not None]
+    shuffled = data.draw(st.permutations(answer))
+    for t, mine in zip(transfers, own, strict=True):
+        assert _report_for(shuffled, t) is (mine if mine is not None else whole)
