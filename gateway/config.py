@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(default=10.0, gt=0, le=300)
 
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Net allocations before a young-generation garbage collection (gateway/gctune.py);
+    # 0 keeps Python's default of 700.
+    gc_gen0_allocations: int = Field(default=20_000, ge=0, le=10_000_000)
     signature_max_age_s: int = Field(default=300, ge=10, le=3600)
 
     # Close the open settlement window every this many seconds (0: operators close it by hand).

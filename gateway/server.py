@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway import gctune
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.logging import configure_logging, get_logger
@@ -13,6 +14,11 @@ def serve(settings: Settings) -> None:
     configure_logging(settings.log_format, settings.log_level)
     log = get_logger("baygate.server")
     app = create_app(settings)
+
+    async def tune_gc(_: web.Application) -> None:  # once start-up has built what it keeps
+        gctune.tune(settings.gc_gen0_allocations)
+
+    app.on_startup.append(tune_gc)
     log.info("starting", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
     # run_app turns SIGTERM/SIGINT into a graceful exit: stop accepting, wait up to
     # shutdown_timeout for in-flight requests, then run cleanup contexts (pool, database).

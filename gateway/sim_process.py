@@ -27,12 +27,14 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from gateway import gctune
 from gateway.auth import public_key_from_b64, public_key_to_b64
 from gateway.sim_state import SimRules, rules_from_dict, rules_to_dict
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 READY_LINE_BYTES_MAX = 64 * 1024
+GC_GEN0_ALLOCATIONS = 20_000  # as the gateway's default (gateway/gctune.py)
 
 
 class _Entry:
@@ -156,6 +158,7 @@ async def _child() -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    gctune.tune(GC_GEN0_ALLOCATIONS)
     sys.stdout.write(json.dumps({"urls": sims.urls}) + "\n")
     sys.stdout.flush()
     parent_gone = asyncio.ensure_future(reader.read())  # EOF when the parent's end closes
