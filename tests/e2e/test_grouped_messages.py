@@ -47,8 +47,10 @@ async def _stack(
 
 @pytest.fixture
 async def slowish_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Mainland receivers answer after 300 ms, so the transfers end close together."""
-    async with _stack(db_dsn, tmp_path, {"cn-ibps": SimRules(delay_ms=300)}) as s:
+    """Mainland and Hong Kong receivers answer after 300 ms: transfers sent together end close
+    together, and deliveries to one receiver pile up behind the first."""
+    slow = SimRules(delay_ms=300)
+    async with _stack(db_dsn, tmp_path, {"cn-ibps": slow, "hk-fps": slow}) as s:
         yield s
 
 
@@ -244,13 +246,6 @@ def test_a_message_id_names_its_set_of_transfers(a: list[str], b: list[str], dat
 
 
 @pytest.fixture
-async def slow_hk_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    """Hong Kong receivers answer after 300 ms, so deliveries to them pile up behind the first."""
-    async with _stack(db_dsn, tmp_path, {"hk-fps": SimRules(delay_ms=300)}) as s:
-        yield s
-
-
-@pytest.fixture
 async def forgetful_stack(db_dsn: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """Hong Kong and Mainland receivers credit every delivery and lose every answer;
     transfers expire in 4 s."""
@@ -264,8 +259,8 @@ def _hk802_payees(stack: Stack, accounts: list[str]) -> list[sm.Payee]:
     return [sm.Payee("hk-802", "hk-fps", agent, "陳小明", account=a) for a in accounts]
 
 
-async def test_deliveries_to_one_receiver_share_messages_each_decided_alone(slow_hk_stack: Stack) -> None:
-    stack = slow_hk_stack
+async def test_deliveries_to_one_receiver_share_messages_each_decided_alone(slowish_stack: Stack) -> None:
+    stack = slowish_stack
     # Every sixth payee's account is unknown to the receiver (AC01); the rest are credited.
     accounts = [f"80200{i:07d}" if i % 6 else f"{UNKNOWN_ACCOUNT_PREFIX}00{i:07d}" for i in range(TRANSFERS)]
     transfers = await _send_hk_to(stack, "hk-801", _hk802_payees(stack, accounts))
