@@ -2,8 +2,10 @@
 
 Figures (medians over rounds of `REQUESTS_PER_ROUND` distinct requests, microseconds per
 request): `auth_verify_us` for Verifier.verify (parse, freshness, replay memory, digest,
-signature), `auth_sign_us` for sign_request, and `ed25519_verify_us` / `ed25519_sign_us`
-for the cryptography calls alone, so the framing overhead is the difference.
+signature), `auth_sign_us` for sign_request, `ed25519_verify_us` / `ed25519_sign_us` for OpenSSL's
+Ed25519 through cryptography alone, and `libsodium_verify_us` / `libsodium_sign_us` for
+libsodium's (gateway.ed25519, what Verifier and sign_request use), so the framing overhead is
+the difference.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import statistics
 import time
 
+from gateway import ed25519
 from gateway.auth import StaticKeyResolver, Verifier, generate_private_key, sign_request
 
 ROUNDS = 7
@@ -35,6 +38,8 @@ def run() -> dict[str, float | int]:
     public = key.public_key()
     clock_now = 1_800_000_000.0
     sign_us, verify_us, raw_sign_us, raw_verify_us = [], [], [], []
+    na_sign_us: list[float] = []
+    na_verify_us: list[float] = []
     for r in range(ROUNDS):
         bodies = [BODY % (r * REQUESTS_PER_ROUND + i) for i in range(REQUESTS_PER_ROUND)]
         started = time.perf_counter()
@@ -65,11 +70,20 @@ def run() -> dict[str, float | int]:
         for s, b in zip(sigs, bodies, strict=True):
             public.verify(s, b)
         raw_verify_us.append(_per_request_us(time.perf_counter() - started))
+        started = time.perf_counter()
+        sigs = [ed25519.sign(key, b) for b in bodies]
+        na_sign_us.append(_per_request_us(time.perf_counter() - started))
+        started = time.perf_counter()
+        if not all(ed25519.verify(public, s, b) for s, b in zip(sigs, bodies, strict=True)):
+            raise AssertionError("libsodium refused a signature it made")
+        na_verify_us.append(_per_request_us(time.perf_counter() - started))
     return {
         "auth_verify_us": round(statistics.median(verify_us), 1),
         "auth_sign_us": round(statistics.median(sign_us), 1),
         "ed25519_verify_us": round(statistics.median(raw_verify_us), 1),
         "ed25519_sign_us": round(statistics.median(raw_sign_us), 1),
+        "libsodium_verify_us": round(statistics.median(na_verify_us), 1),
+        "libsodium_sign_us": round(statistics.median(na_sign_us), 1),
     }
 
 

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import http_sf
-from cryptography.exceptions import InvalidSignature as _BadSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import (
@@ -54,6 +53,7 @@ from http_message_signatures import (
     algorithms,
 )
 
+from gateway import ed25519
 from gateway.replay import AddResult, ReplayCache, replay_key
 
 SIGNATURE_LABEL = "sig1"
@@ -363,7 +363,7 @@ def _sign_profile(
     )
     digest = _content_digest(body)
     base = _signature_base(method, path, query, digest, content_type, params)
-    signature = base64.b64encode(private_key.sign(base)).decode("ascii")
+    signature = base64.b64encode(ed25519.sign(private_key, base)).decode("ascii")
     for name in [n for n in out if n.lower() in ("signature-input", "signature")]:
         del out[name]
     out["Content-Digest"] = digest
@@ -740,12 +740,10 @@ class Verifier:
                 "signature-malformed", "Malformed request target", "the target must start with '/'"
             )
         if parsed.base is not None and not self.library_only:
-            try:
-                key.verify(parsed.signature, parsed.base)
-            except _BadSignature:
+            if not ed25519.verify(key, parsed.signature, parsed.base):
                 raise _refuse(
                     "signature-invalid", "Invalid signature", "the signature does not verify"
-                ) from None
+                )
             return
         verifier = _ClockedVerifier(
             self._check_window,
