@@ -128,8 +128,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings()
     configure_logging(settings.log_format, "warning")
-    return asyncio.run(demo(settings, exit_after=args.exit, messages=args.messages, rate_per_s=args.rate,
-                            seed=args.seed, stressed=args.stressed))
+    from gateway import eventloop
+
+    return eventloop.run(demo(settings, exit_after=args.exit, messages=args.messages,
+                              rate_per_s=args.rate, seed=args.seed, stressed=args.stressed),
+                         settings.event_loop)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

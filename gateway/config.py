@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     # Net allocations before a young-generation garbage collection (gateway/gctune.py);
     # 0 keeps Python's default of 700.
     gc_gen0_allocations: int = Field(default=20_000, ge=0, le=10_000_000)
+    # The event loop of `baygate serve` (gateway/eventloop.py).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     signature_max_age_s: int = Field(default=300, ge=10, le=3600)
 
     # Close the open settlement window every this many seconds (0: operators close it by hand).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway import gctune
+from gateway import eventloop, gctune
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.logging import configure_logging, get_logger
@@ -30,5 +30,6 @@ def serve(settings: Settings) -> None:
         print=None,
         access_log=None,
         handle_signals=True,
+        loop=eventloop.factory(settings.event_loop)(),
     )
     log.info("stopped")

@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway import gctune
+from gateway import eventloop, gctune
 from gateway.auth import public_key_from_b64, public_key_to_b64
 from gateway.sim_state import SimRules, rules_from_dict, rules_to_dict
 
@@ -35,6 +35,7 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 READY_LINE_BYTES_MAX = 64 * 1024
 GC_GEN0_ALLOCATIONS = 20_000  # as the gateway's default (gateway/gctune.py)
+EVENT_LOOP: eventloop.EventLoopKind = eventloop.DEFAULT  # as the gateway's
 
 
 class _Entry:
@@ -174,7 +175,7 @@ async def _child() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_child())
+    eventloop.run(_child(), EVENT_LOOP)
 
 
 __all__ = ["SimulatorProcess"]
