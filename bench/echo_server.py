@@ -1,8 +1,10 @@
 """A bare aiohttp JSON echo server: the yardstick the gateway's throughput is compared with.
 
 POST any path: the JSON body is parsed and sent back as JSON. Nothing else: no middleware,
-no signature, no database. `python -m bench.echo_server PORT` serves on 127.0.0.1 and prints
-one line, "ready <port>", once listening; it runs until SIGTERM or SIGINT.
+no signature, no database. It runs on the gateway's default event loop (gateway/eventloop.py),
+so that the ratio compares the gateway's own work and not two loops.
+`python -m bench.echo_server PORT` serves on 127.0.0.1 and prints one line, "ready <port>",
+once listening; it runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import signal
 import sys
 
 from aiohttp import web
+
+from gateway import eventloop
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -36,4 +40,4 @@ async def _serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0))
+    eventloop.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0), eventloop.DEFAULT)
