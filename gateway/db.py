@@ -76,14 +76,6 @@ async def open_database(settings: Settings) -> Database:
     return Database(dsn=dsn_with_database(admin, DB_NAME_DEFAULT), server=server)
 
 
-async def keep_session(conn: asyncpg.Connection) -> None:
-    """What a pooled connection needs on release beyond the rollback of an open transaction,
-    which the pool always does: nothing. asyncpg's default reset query (advisory unlock all,
-    CLOSE ALL, UNLISTEN *, RESET ALL) is a round trip per release, and Baygate's sessions keep
-    no state past a transaction: settings are SET LOCAL, cursors live inside transactions,
-    nothing listens, and the one session lock (migrations) is released where it is taken."""
-
-
 async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         dsn,
@@ -92,7 +84,6 @@ async def create_pool(settings: Settings, dsn: str) -> asyncpg.Pool:
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.db_command_timeout_s,
         max_inactive_connection_lifetime=300.0,
-        reset=keep_session,
     )
 
 
