@@ -130,7 +130,7 @@ class DeliveryConfig:
     poll_interval_s: float = 0.2
     # After a claim that found rows, the next waits this long even when woken earlier: while
     # transfers keep coming, each claim gathers more of them into each receiver's message.
-    claim_linger_s: float = 0.05
+    claim_linger_s: float = 0.1
     response_bytes_max: int = 1024 * 1024
     expiry_sweep_interval_s: float = 0.5
     expiry_batch_max: int = 1000
