@@ -129,7 +129,8 @@ class DeliveryConfig:
     claim_batch_max: int = 200
     poll_interval_s: float = 0.2
     # After a claim that found rows, the next waits this long even when woken earlier: while
-    # transfers keep coming, each claim gathers more of them into each receiver's message.
+    # transfers keep coming, each claim gathers more of them into each receiver's message
+    # (decision 0007, changes 13 and 17). A delivery waits at most this much more.
     claim_linger_s: float = 0.1
     response_bytes_max: int = 1024 * 1024
     expiry_sweep_interval_s: float = 0.5
