@@ -8,6 +8,7 @@ import asyncio
 import pydantic
 import pytest
 from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
 
 from gateway import eventloop
 from gateway.config import Settings
@@ -19,16 +20,9 @@ async def _exchange() -> tuple[str, str]:
 
     app = web.Application()
     app.router.add_post("/echo", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with ClientSession() as s, s.post(f"http://127.0.0.1:{port}/echo", data=b"pacs") as r:
+    async with TestServer(app) as server, ClientSession() as s:
+        async with s.post(server.make_url("/echo"), data=b"pacs") as r:
             body = await r.text()
-    finally:
-        await runner.cleanup()
     return type(asyncio.get_running_loop()).__module__, body
 
 
