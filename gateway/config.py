@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".baygate")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Several `baygate serve` processes on one machine share `port` (SO_REUSEPORT: the kernel
+    # spreads connections across them), one process per core (decision 0007, change 18).
+    reuse_port: bool = False
+    # When > 0, this process also listens on this port of its own: where Prometheus scrapes
+    # this one process (decision 0004) and an operator reaches it.
+    process_port: int = Field(default=0, ge=0, le=65535)
     log_format: Literal["json", "console", "auto"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     auto_migrate: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from gateway import eventloop, gctune
 from gateway.app import create_app
 from gateway.config import Settings
@@ -19,7 +21,9 @@ def serve(settings: Settings) -> None:
         gctune.tune(settings.gc_gen0_allocations)
 
     app.on_startup.append(tune_gc)
-    log.info("starting", host=settings.host, port=settings.port, data_dir=str(settings.data_dir))
+    own = _own_socket(settings.host, settings.process_port) if settings.process_port else None
+    log.info("starting", host=settings.host, port=settings.port, reuse_port=settings.reuse_port,
+             process_port=settings.process_port or None, data_dir=str(settings.data_dir))
     # run_app turns SIGTERM/SIGINT into a graceful exit: stop accepting, wait up to
     # shutdown_timeout for in-flight requests, then run cleanup contexts (pool, database).
     web.run_app(
@@ -30,6 +34,19 @@ def serve(settings: Settings) -> None:
         print=None,
         access_log=None,
         handle_signals=True,
+        reuse_port=settings.reuse_port or None,
+        sock=own,
         loop=eventloop.factory(settings.event_loop)(),
     )
     log.info("stopped")
+
+
+def _own_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on this process's own port (`process_port`), not shared."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
