@@ -1,8 +1,10 @@
-"""Gateway benchmark: signed submissions over HTTP to `baygate serve` in its own process.
+"""Gateway benchmark: signed submissions over HTTP to `baygate serve` in processes of its own.
 
 PostgreSQL, the provider simulators, the gateway and a bare aiohttp JSON echo server each run
-in a process of their own (bench.gateway_stack); load comes from wrk (closed loop) and from
-bench.load (open loop), also in processes of their own. See
+in processes of their own (bench.gateway_stack): the gateway as deployed, one process per core
+sharing a port (`BENCH_GATEWAY_PROCESSES` to choose), and the echo server likewise; load
+comes from wrk (closed loop) and from bench.load (open loop), also in processes of their own.
+See
 docs/decisions/0007-gateway-throughput.md for the method and the figures.
 
 Figures (medians over the rounds of one run):

@@ -8,7 +8,7 @@ how busy the machine was in the same window. Processes that cannot be read count
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,19 +63,21 @@ def machine_busy_s() -> float:
 
 @dataclass
 class CpuMeter:
-    """Groups of processes to watch: name -> pids (a group's pids are read at each snapshot
-    through `tree`, so that new children such as PostgreSQL backends are counted)."""
+    """Groups of processes to watch: name -> their root pids (the children of a group in
+    `trees` are read at each snapshot, so that new ones such as PostgreSQL backends count)."""
 
-    roots: Mapping[str, int]
+    roots: Mapping[str, Sequence[int]]
     trees: frozenset[str] = frozenset()
 
-    def _pids(self, name: str, root: int) -> Iterable[int]:
-        return [root, *children(root)] if name in self.trees else [root]
+    def _pids(self, name: str, roots: Sequence[int]) -> Iterable[int]:
+        if name not in self.trees:
+            return roots
+        return [p for root in roots for p in (root, *children(root))]
 
     def snapshot(self) -> dict[str, float]:
         out = {
-            name: sum(process_cpu_s(p) for p in self._pids(name, root))
-            for name, root in self.roots.items()
+            name: sum(process_cpu_s(p) for p in self._pids(name, roots))
+            for name, roots in self.roots.items()
         }
         out["machine"] = machine_busy_s()
         return out

@@ -3,8 +3,9 @@
 POST any path: the JSON body is parsed and sent back as JSON. Nothing else: no middleware,
 no signature, no database. It runs on the gateway's default event loop (gateway/eventloop.py),
 so that the ratio compares the gateway's own work and not two loops.
-`python -m bench.echo_server PORT` serves on 127.0.0.1 and prints one line, "ready <port>",
-once listening; it runs until SIGTERM or SIGINT.
+`python -m bench.echo_server PORT [--reuse-port]` serves on 127.0.0.1 (with `--reuse-port`,
+sharing PORT with other processes, as the gateway's processes do) and prints one line,
+"ready <port>", once listening; it runs until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ async def echo(request: web.Request) -> web.Response:
     return web.json_response(json.loads(await request.read()))
 
 
-async def _serve(port: int) -> None:
+async def _serve(port: int, reuse_port: bool) -> None:
     app = web.Application()
     app.router.add_post("/{tail:.*}", echo)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -40,4 +41,6 @@ async def _serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    eventloop.run(_serve(int(sys.argv[1]) if len(sys.argv) > 1 else 0), eventloop.DEFAULT)
+    args = sys.argv[1:]
+    port = int(args[0]) if args and args[0].isdigit() else 0
+    eventloop.run(_serve(port, "--reuse-port" in args), eventloop.DEFAULT)

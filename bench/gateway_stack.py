@@ -2,9 +2,11 @@
 
 - PostgreSQL: DATABASE_URL if set, else an embedded server in a temporary folder.
 - Simulators: gateway.sim_process.SimulatorProcess (a child process).
-- Gateway: `python -m gateway.cli serve` (a child process) on a free port, with the sample
-  directory loaded with caps large enough that no transfer of the run meets AM04.
-- Echo: bench/echo_server.py (a child process).
+- Gateway: `python -m gateway.cli serve`, `GATEWAY_PROCESSES` child processes (one per core
+  by default, `BENCH_GATEWAY_PROCESSES` to choose) sharing one free port (SO_REUSEPORT), each
+  also on a port of its own, with the sample directory loaded with caps large enough that no
+  transfer of the run meets AM04.
+- Echo: bench/echo_server.py, as many processes as the gateway's, sharing a port likewise.
 
 Requests are built with gateway.sim_messages.build_message (the adapters' own encoders),
 signed with gateway.auth.sign_request, and rendered to raw HTTP by bench.load; a pool of
@@ -46,6 +48,7 @@ from gateway.sim_process import SimulatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CAP = "1000000000000.00"  # 10^14 minor units: no cap is met during a run
+GATEWAY_PROCESSES = int(os.environ.get("BENCH_GATEWAY_PROCESSES") or os.cpu_count() or 1)
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 20.0
 XML = "application/xml"
@@ -104,10 +107,62 @@ class Stack:
     dsn: str
     url: str
     echo_url: str
-    gateway_pid: int
+    gateway_pids: list[int]
     directory: dirmod.DirectoryIn
     data_dir: Path
     meter: CpuMeter
+
+    @property
+    def gateway_pid(self) -> int:
+        """The first gateway process (py-spy samples this one)."""
+        return self.gateway_pids[0]
+
+
+def _spawn(
+    dsn: str, tmp: Path, data_dir: Path, processes: int
+) -> tuple[list[subprocess.Popen[bytes]], list[subprocess.Popen[bytes]], int, list[int], int]:
+    """Start the gateway's and the echo server's processes; returns (gateways, echoes, the
+    gateways' shared port, their own ports, the echoes' port)."""
+    port, echo_port = free_port(), free_port()
+    own_ports = [free_port() for _ in range(processes)]
+    gateways = []
+    for i, own in enumerate(own_ports):
+        env = dict(os.environ, DATABASE_URL=dsn, BAYGATE_DATA_DIR=str(data_dir),
+                   BAYGATE_PORT=str(port), BAYGATE_REUSE_PORT=str(processes > 1).lower(),
+                   BAYGATE_PROCESS_PORT=str(own), BAYGATE_LOG_LEVEL="warning",
+                   BAYGATE_LOG_FORMAT="json")  # fmt: skip
+        with open(tmp / f"gateway-{i}.log", "wb") as log:
+            gateways.append(subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=REPO_ROOT,
+                stdout=log, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
+    echoes = []
+    for _ in range(processes):
+        echo = subprocess.Popen(
+            [sys.executable, "-m", "bench.echo_server", str(echo_port),
+             *(["--reuse-port"] if processes > 1 else [])],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert echo.stdout is not None
+        echo.stdout.readline()  # "ready <port>"
+        echoes.append(echo)
+    return gateways, echoes, port, own_ports, echo_port
+
+
+async def _meter(dsn: str, gateway_pids: list[int]) -> CpuMeter:
+    """CPU of the gateway, the simulators and the PostgreSQL server (when it runs here)."""
+    roots = {"gateway": gateway_pids}
+    sims = cpu.child_running("gateway.sim_process")
+    if sims is not None:
+        roots["simulators"] = [sims]
+    conn = await asyncpg.connect(dsn)
+    try:
+        postmaster = cpu.parent(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+    if postmaster is not None:
+        roots["postgres"] = [postmaster]
+    return CpuMeter(roots, trees=frozenset({"postgres"}))
 
 
 async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -134,40 +189,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _spawn(dsn: str, tmp: Path, data_dir: Path) -> tuple[list[subprocess.Popen[bytes]], int, int]:
-    """Start the gateway and the echo server; returns them and their ports."""
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=dsn, BAYGATE_DATA_DIR=str(data_dir),
-               BAYGATE_PORT=str(port), BAYGATE_LOG_LEVEL="warning", BAYGATE_LOG_FORMAT="json")  # fmt: skip
-    with open(tmp / "gateway.log", "wb") as log:
-        gw = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"], env=env, cwd=REPO_ROOT,
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    echo = subprocess.Popen(
-        [sys.executable, "-m", "bench.echo_server", "0"], cwd=REPO_ROOT, stdout=subprocess.PIPE
-    )
-    assert echo.stdout is not None
-    echo_port = int(echo.stdout.readline().split()[1])
-    return [gw, echo], port, echo_port
-
-
-async def _meter(dsn: str, gateway_pid: int) -> CpuMeter:
-    """CPU of the gateway, the simulators and the PostgreSQL server (when it runs here)."""
-    roots = {"gateway": gateway_pid}
-    sims = cpu.child_running("gateway.sim_process")
-    if sims is not None:
-        roots["simulators"] = sims
-    conn = await asyncpg.connect(dsn)
-    try:
-        postmaster = cpu.parent(await conn.fetchval("SELECT pg_backend_pid()"))
-    finally:
-        await conn.close()
-    if postmaster is not None:
-        roots["postgres"] = postmaster
-    return CpuMeter(roots, trees=frozenset({"postgres"}))
-
-
 @contextlib.asynccontextmanager
 async def running() -> AsyncIterator[Stack]:
     """Database, simulators, gateway and echo server, each in its own process."""
@@ -182,16 +203,20 @@ async def running() -> AsyncIterator[Stack]:
         ):
             d = with_endpoints(d, sims.urls)
             await load_directory(dsn, d)
-            procs, port, echo_port = await asyncio.to_thread(_spawn, dsn, Path(tmp), data_dir)
+            gateways, echoes, port, own_ports, echo_port = await asyncio.to_thread(
+                _spawn, dsn, Path(tmp), data_dir, GATEWAY_PROCESSES
+            )
             try:
-                url = f"http://127.0.0.1:{port}"
-                await _wait_ready(url, procs[0])
-                meter = await _meter(dsn, procs[0].pid)
+                for own, proc in zip(own_ports, gateways, strict=True):
+                    await _wait_ready(f"http://127.0.0.1:{own}", proc)
+                pids = [p.pid for p in gateways]
+                meter = await _meter(dsn, pids)
                 yield Stack(
-                    dsn, url, f"http://127.0.0.1:{echo_port}", procs[0].pid, d, data_dir, meter
-                )
+                    dsn, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{echo_port}", pids, d,
+                    data_dir, meter,
+                )  # fmt: skip
             finally:
-                for p in reversed(procs):
+                for p in [*echoes, *gateways]:
                     await asyncio.to_thread(_stop, p)
 
 
