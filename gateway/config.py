@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(default=10.0, gt=0, le=300)
 
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Acceptance batches one process runs at once (gateway/batcher.py); fewer make each batch
+    # larger, more let one start while another waits for the database. Unset: 2 for a lone
+    # process, 1 for processes sharing a port (decision 0007, change 19).
+    accept_concurrency: int | None = Field(default=None, ge=1, le=8)
+
+    @property
+    def accept_batches_at_once(self) -> int:
+        if self.accept_concurrency is not None:
+            return self.accept_concurrency
+        return 1 if self.reuse_port else 2
     # Net allocations before a young-generation garbage collection (gateway/gctune.py);
     # 0 keeps Python's default of 700.
     gc_gen0_allocations: int = Field(default=20_000, ge=0, le=10_000_000)

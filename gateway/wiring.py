@@ -108,7 +108,8 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     directory = Directory()
     await directory.refresh(pool)
     store = WakingClearingStore(pool, utc_now, identity_key=identity_key(settings.identity_hash_key, settings.data_dir))
-    accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s)
+    accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s,
+                        accept_concurrency=settings.accept_batches_at_once)
     accept.queue_ttl_s = settings.lsm_queue_ttl_s
     gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
                  transfer_timeout_s=settings.transfer_timeout_s, accept=accept)
