@@ -5,7 +5,9 @@ it landed in has been handled. A worker takes the first waiting item, then every
 behind it up to `batch_max`, waiting at most `linger_ms` for more when the queue runs dry, and
 calls `handler(items) -> results` (same length, same order). Under load batches fill without
 lingering; when idle an item waits at most `linger_ms`. `concurrency` workers may run batches
-side by side (use 1 when the handler must see batches one at a time).
+side by side (use 1 when the handler must see batches one at a time); a batch that would start
+while another runs waits until at least `extra_batch_items_min` items are queued (or none
+runs), so that small items gather into one larger batch while a large one still overlaps.
 
 Limits: a full queue (`queue_depth_max`) refuses new items at once with `BatcherFull` instead
 of letting latency grow without bound. A handler exception fails every item of its batch with
@@ -46,6 +48,7 @@ class MicroBatcher(Generic[T, R]):
         linger_ms: float = 1.0,
         queue_depth_max: int = 50_000,
         concurrency: int = 1,
+        extra_batch_items_min: int = 1,
         name: str = "batcher",
     ) -> None:
         if not 1 <= batch_max <= BATCH_MAX_LIMIT:
@@ -56,12 +59,16 @@ class MicroBatcher(Generic[T, R]):
             raise ValueError(f"queue_depth_max must be in [1, {QUEUE_DEPTH_MAX_LIMIT}]")
         if not 1 <= concurrency <= CONCURRENCY_MAX:
             raise ValueError(f"concurrency must be in [1, {CONCURRENCY_MAX}]")
+        if not 1 <= extra_batch_items_min <= BATCH_MAX_LIMIT:
+            raise ValueError(f"extra_batch_items_min must be in [1, {BATCH_MAX_LIMIT}]")
         self._handler = handler
         self.batch_max = batch_max
         self.linger_s = linger_ms / 1000.0
         self.queue_depth_max = queue_depth_max
         self.concurrency = concurrency
+        self.extra_batch_items_min = extra_batch_items_min
         self.name = name
+        self._running = 0  # batches taken and not yet handled
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._wakeup: asyncio.Event | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -97,17 +104,38 @@ class MicroBatcher(Generic[T, R]):
             for i in range(self.concurrency)
         ]
 
+    def _may_start(self) -> bool:
+        """A batch starts when none runs, or when enough items wait to be worth a second."""
+        return (
+            self._running == 0
+            or len(self._queue) >= self.extra_batch_items_min
+            or self._closing
+        )
+
     async def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
         assert self._wakeup is not None
-        while not self._queue:
-            if self._closing:
+        while not self._queue or not self._may_start():
+            if self._closing and not self._queue:
                 return []
             self._wakeup.clear()
             await self._wakeup.wait()
-        if len(self._queue) < self.batch_max and self.linger_s > 0 and not self._closing:
-            await asyncio.sleep(self.linger_s)
-        n = min(len(self._queue), self.batch_max)
-        return [self._queue.popleft() for _ in range(n)]
+        self._running += 1
+        try:
+            if len(self._queue) < self.batch_max and self.linger_s > 0 and not self._closing:
+                await asyncio.sleep(self.linger_s)
+            n = min(len(self._queue), self.batch_max)
+            batch = [self._queue.popleft() for _ in range(n)]
+        except BaseException:
+            self._done_one()
+            raise
+        if not batch:
+            self._done_one()
+        return batch
+
+    def _done_one(self) -> None:
+        self._running -= 1
+        if self._wakeup is not None:
+            self._wakeup.set()  # a worker waiting for this batch to end may start
 
     async def _work(self) -> None:
         while True:
@@ -118,7 +146,10 @@ class MicroBatcher(Generic[T, R]):
                 continue
             if self._queue and self._wakeup is not None:
                 self._wakeup.set()  # let another worker start on what is left
-            await self._run(batch)
+            try:
+                await self._run(batch)
+            finally:
+                self._done_one()
 
     async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         items = [it for it, _ in batch]

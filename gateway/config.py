@@ -17,6 +17,9 @@ class ConfigError(Exception):
     pass
 
 
+EXTRA_BATCH_ITEMS_MIN_SHARED_PORT = 100
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BAYGATE_", extra="ignore", frozen=True)
 
@@ -44,16 +47,19 @@ class Settings(BaseSettings):
     shutdown_drain_s: float = Field(default=10.0, gt=0, le=300)
 
     transfer_timeout_s: float = Field(default=30.0, gt=0, le=3600)
-    # Acceptance batches one process runs at once (gateway/batcher.py); fewer make each batch
-    # larger, more let one start while another waits for the database. Unset: 2 for a lone
-    # process, 1 for processes sharing a port (decision 0007, change 19).
-    accept_concurrency: int | None = Field(default=None, ge=1, le=8)
+    # Acceptance batches one process runs at once (gateway/batcher.py); a second starts while
+    # one runs only with `accept_extra_batch_items_min` candidates queued. Unset, that is 1 for
+    # a lone process and 100 for processes sharing a port, whose batches meet on the same
+    # position rows: single transfers then gather into one batch at a time while a bulk
+    # message still overlaps the batch before it (decision 0007, change 19).
+    accept_concurrency: int = Field(default=2, ge=1, le=8)
+    accept_extra_batch_items_min: int | None = Field(default=None, ge=1, le=2_000)
 
     @property
-    def accept_batches_at_once(self) -> int:
-        if self.accept_concurrency is not None:
-            return self.accept_concurrency
-        return 1 if self.reuse_port else 2
+    def accept_second_batch_items_min(self) -> int:
+        if self.accept_extra_batch_items_min is not None:
+            return self.accept_extra_batch_items_min
+        return EXTRA_BATCH_ITEMS_MIN_SHARED_PORT if self.reuse_port else 1
     # Net allocations before a young-generation garbage collection (gateway/gctune.py);
     # 0 keeps Python's default of 700.
     gc_gen0_allocations: int = Field(default=20_000, ge=0, le=10_000_000)

@@ -51,6 +51,7 @@ class AcceptLoop:
         accept_linger_ms: float = 1.0,
         accept_queue_depth_max: int = 20_000,
         accept_concurrency: int = 2,
+        accept_extra_batch_items_min: int = 1,
     ) -> None:
         self.pool = pool
         self.clearing = clearing
@@ -64,7 +65,8 @@ class AcceptLoop:
         self._batcher: MicroBatcher[Candidate, Outcome] = MicroBatcher(
             self._flush, batch_max=min(accept_batch_max, CANDIDATES_PER_BATCH_MAX),
             linger_ms=accept_linger_ms, queue_depth_max=accept_queue_depth_max,
-            concurrency=accept_concurrency, name="accept",
+            concurrency=accept_concurrency, extra_batch_items_min=accept_extra_batch_items_min,
+            name="accept",
         )
 
     def start(self) -> None:

@@ -109,7 +109,8 @@ async def gateway_ctx(app: web.Application) -> AsyncIterator[None]:
     await directory.refresh(pool)
     store = WakingClearingStore(pool, utc_now, identity_key=identity_key(settings.identity_hash_key, settings.data_dir))
     accept = AcceptLoop(pool, store, utc_now, settings.transfer_timeout_s,
-                        accept_concurrency=settings.accept_batches_at_once)
+                        accept_concurrency=settings.accept_concurrency,
+                        accept_extra_batch_items_min=settings.accept_second_batch_items_min)
     accept.queue_ttl_s = settings.lsm_queue_ttl_s
     gw = Gateway(pool=pool, clearing=store, directory=directory, clock=utc_now,
                  transfer_timeout_s=settings.transfer_timeout_s, accept=accept)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -89,3 +89,63 @@ def test_limits_are_checked() -> None:
     for kwargs in ({"batch_max": 0}, {"linger_ms": -1}, {"queue_depth_max": 0}, {"concurrency": 0}):
         with pytest.raises(ValueError):
             MicroBatcher(handler, **kwargs)  # type: ignore[arg-type]
+
+
+async def _until(predicate: Callable[[], bool], timeout_s: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.001)
+
+
+@pytest.mark.parametrize("extra_min", [1, 5])
+async def test_a_second_batch_starts_beside_a_running_one_only_on_a_full_enough_queue(
+    extra_min: int,
+) -> None:
+    started: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def handler(items: Sequence[int]) -> list[int]:
+        started.append(list(items))
+        await release.wait()
+        return list(items)
+
+    b = MicroBatcher(handler, batch_max=100, linger_ms=0, concurrency=2,
+                     extra_batch_items_min=extra_min)  # fmt: skip
+    first = asyncio.ensure_future(b.submit(0))
+    await _until(lambda: len(started) == 1)  # one batch runs, the other worker is free
+    waiting = [asyncio.ensure_future(b.submit(i)) for i in range(1, 4)]  # 3 queued
+    await asyncio.sleep(0.02)
+    if extra_min == 1:
+        assert started[1:] == [[1, 2, 3]]  # the free worker took them at once
+    else:
+        assert started == [[0]]  # 3 < 5: they wait for a larger batch or the first to end
+        waiting += [asyncio.ensure_future(b.submit(i)) for i in (4, 5)]
+        await _until(lambda: len(started) == 2)
+        assert started[1] == [1, 2, 3, 4, 5]
+    release.set()
+    assert await asyncio.gather(first, *waiting) == list(range(len(waiting) + 1))
+    await b.aclose()
+
+
+async def test_items_below_the_second_batch_minimum_go_when_the_running_batch_ends() -> None:
+    started: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def handler(items: Sequence[int]) -> list[int]:
+        started.append(list(items))
+        if items[0] == 0:
+            await release.wait()
+        return list(items)
+
+    b = MicroBatcher(handler, batch_max=100, linger_ms=0, concurrency=2,
+                     extra_batch_items_min=50)  # fmt: skip
+    first = asyncio.ensure_future(b.submit(0))
+    await _until(lambda: len(started) == 1)
+    rest = [asyncio.ensure_future(b.submit(i)) for i in range(1, 4)]
+    await asyncio.sleep(0.02)
+    assert started == [[0]]
+    release.set()
+    assert await asyncio.gather(first, *rest) == [0, 1, 2, 3]
+    assert started == [[0], [1, 2, 3]]
+    await b.aclose()
