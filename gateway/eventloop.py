@@ -4,7 +4,7 @@
 writing sockets, scheduling callbacks) was about a fifth of the gateway's samples under load
 with asyncio's loop, written in Python. `BAYGATE_EVENT_LOOP=asyncio` keeps the standard
 library's loop, for debugging with asyncio's debug mode or where uvloop is not available.
-See docs/decisions/0007-gateway-throughput.md, change 15.
+See docs/decisions/0007-gateway-throughput.md, change 16.
 """
 
 from __future__ import annotations
