@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gateway.eventloop import DEFAULT as EVENT_LOOP_DEFAULT
+from gateway.eventloop import EventLoopKind
+
 
 class ConfigError(Exception):
     pass
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
     # 0 keeps Python's default of 700.
     gc_gen0_allocations: int = Field(default=20_000, ge=0, le=10_000_000)
     # The event loop of `baygate serve` (gateway/eventloop.py).
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    event_loop: EventLoopKind = EVENT_LOOP_DEFAULT
     signature_max_age_s: int = Field(default=300, ge=10, le=3600)
 
     # Close the open settlement window every this many seconds (0: operators close it by hand).

@@ -29,13 +29,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway import eventloop, gctune
 from gateway.auth import public_key_from_b64, public_key_to_b64
+from gateway.config import Settings
 from gateway.sim_state import SimRules, rules_from_dict, rules_to_dict
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 READY_LINE_BYTES_MAX = 64 * 1024
-GC_GEN0_ALLOCATIONS = 20_000  # as the gateway's default (gateway/gctune.py)
-EVENT_LOOP: eventloop.EventLoopKind = eventloop.DEFAULT  # as the gateway's
+# The simulators' process runs with the gateway's defaults for these.
+GC_GEN0_ALLOCATIONS: int = Settings.model_fields["gc_gen0_allocations"].default
+EVENT_LOOP: eventloop.EventLoopKind = Settings.model_fields["event_loop"].default
 
 
 class _Entry:
