@@ -50,6 +50,7 @@ OPEN_RATE_PER_S = 1_000.0
 OPEN_S = 10.0
 OPEN_CONNECTIONS_MAX = 512
 E2E_MESSAGES = 6_000
+E2E_PYSPY_S = 5.0  # py-spy samples the first seconds of the e2e burst (BENCH_PYSPY_DIR)
 BULK_TX = 1_000
 BULK_MESSAGES = 120
 BULK_CONNECTIONS = 4
@@ -183,8 +184,11 @@ async def _e2e(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -> None
     reqs = build_requests(pool, s.url, "X", E2E_MESSAGES)
     started = time.time()
     before = s.meter.snapshot()
+    spies = _pyspies(s, "e2e", E2E_PYSPY_S)
     res = await _closed(s, s.url, reqs, 60.0, CONNECTIONS, python=True)
     await _drain(s.dsn)
+    for spy in spies:
+        spy.wait()
     res["total_cpu_s"] = s.meter.since(before, s.meter.snapshot())
     conn = await asyncpg.connect(s.dsn)
     try:
