@@ -73,6 +73,16 @@ async def _drain(dsn: str, timeout_s: float = DRAIN_TIMEOUT_S) -> float:
     return time.perf_counter() - started
 
 
+async def _undelivered(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE done_at IS NULL AND kind = 'deliver'"
+        ))
+    finally:
+        await conn.close()
+
+
 async def _recorded(dsn: str, tag: str) -> dict[str, int]:
     """Transfers of a phase (end-to-end ids start with E<tag>) by gateway state and tx status."""
     conn = await asyncpg.connect(dsn)
@@ -216,6 +226,12 @@ async def _bulk(s: Stack, pool: ProcessPoolExecutor, log: dict[str, Any]) -> Non
     res = await _closed(s, s.url, reqs, BULK_S, BULK_CONNECTIONS, python=True)
     for spy in spies:
         spy.wait()
+    # The phase measures acceptance; deliveries share the machine meanwhile. How many were
+    # still to deliver at its end, and how long they took, tell whether they kept up.
+    res["undelivered_at_end"] = await _undelivered(s.dsn)
+    before = s.meter.snapshot()
+    res["drain_s"] = round(await _drain(s.dsn), 1)
+    res["drain_cpu_s"] = s.meter.since(before, s.meter.snapshot())
     log["bulk"] = res
     log["gateway_bulk_transfers_per_s"] = round(res["accepted"] / res["duration_s"])
 

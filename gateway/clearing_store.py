@@ -61,8 +61,9 @@ _END_ATTEMPTS_MAX = 3
 _STATE = {s.value: s for s in TransferState}  # a dict lookup is much cheaper than the Enum call
 
 
-class _MissingPositions(Exception):
-    """Position rows a batch needs do not exist yet: roll back, create them, run again."""
+class MissingPositions(Exception):
+    """Position rows a batch needs do not exist yet: roll back, create them
+    (`ClearingStore.ensure_positions`), run again."""
 
     def __init__(self, keys: list[PosKey]) -> None:
         super().__init__(f"missing position rows {keys}")
@@ -241,43 +242,57 @@ class ClearingStore:
             first.setdefault(tid, (ev, reason))
         for _ in range(_END_ATTEMPTS_MAX):
             try:
-                return _outcomes(items, await self._end_once(first, now))
-            except _MissingPositions as missing:
-                # A payee's first credit in a currency: create its row on its own, holding no
-                # other lock (creating it inside the batch would take it out of lock order).
-                async with self.pool.acquire() as conn:
-                    await conn.execute(
-                        q.ENSURE_POSITIONS,
-                        [k[0] for k in missing.keys],
-                        [k[1] for k in missing.keys],
-                    )
+                async with self.pool.acquire() as conn, conn.transaction():
+                    ended = await self.end_rows(conn, first, now)
+                    await self.apply_endings(conn, ended)
+                return _outcomes(items, ended.final)
+            except MissingPositions as missing:
+                await self.ensure_positions(missing.keys)
         raise ClearingError("position rows missing after creating them")
 
-    async def _end_once(
-        self, first: dict[str, tuple[Event, str | None]], now: datetime
-    ) -> dict[str, Outcome]:
-        async with self.pool.acquire() as conn, conn.transaction():
-            window_id = None
-            if any(ev is Event.COMMIT for ev, _ in first.values()):
-                window_id = await conn.fetchval(q.OPEN_WINDOW_SHARED)
-            ids, events, reasons = _cols(((t, ev.value, r) for t, (ev, r) in first.items()), 3)
-            rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, window_id)
-            final: dict[str, Outcome] = {}
-            endings: list[Ending] = []
-            for r in rows:
-                tid, new = r["id"], _STATE[r["state"]]
-                final[tid] = Outcome(tid, new, True, r["window_id"], r["reason"])
-                keys = () if r["limit_group"] is None else (
-                    (r["limit_group"], r["identity_hash"], r["usage_day"]),
-                    (r["limit_group"], r["identity_hash"], r["usage_year"]),
-                )  # fmt: skip
-                endings.append(Ending(tid, _legs(r), new, keys, r["counted"]))
-            rest = [tid for tid in first if tid not in final]
-            for r in await conn.fetch(q.STATES, rest) if rest else ():
-                final[r[0]] = Outcome(r[0], _STATE[r[1]], False, r[2], r[3])
-            if endings:
-                await self._apply(conn, endings, window_id, now)
-        return final
+    async def ensure_positions(self, keys: Sequence[PosKey]) -> None:
+        """Create the position rows a batch of endings found missing (a payee's first credit
+        in a currency), in a transaction of their own holding no other lock (creating them
+        inside the batch would take them out of lock order); then run the batch again."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in keys], [k[1] for k in keys])
+
+    async def end_rows(
+        self, conn: asyncpg.Connection, first: dict[str, tuple[Event, str | None]],
+        now: datetime,
+    ) -> Ended:  # fmt: skip
+        """Commit, abort or expire transfers (`first`: id -> (event, reason)) in the caller's
+        open transaction, up to their effects: the transfers' rows are moved and locked, and
+        `Ended.final` holds each one's final state. `apply_endings` must follow in the same
+        transaction (it may raise `MissingPositions`: roll back, `ensure_positions`, run
+        again); the caller may write rows of its own between the two, but must not take the
+        position rows or anything after them in lock order (clearing_sql)."""
+        assert conn.is_in_transaction(), "end_rows runs inside the caller's transaction"
+        window_id = None
+        if any(ev is Event.COMMIT for ev, _ in first.values()):
+            window_id = await conn.fetchval(q.OPEN_WINDOW_SHARED)
+        ids, events, reasons = _cols(((t, ev.value, r) for t, (ev, r) in first.items()), 3)
+        rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, window_id)
+        final: dict[str, Outcome] = {}
+        endings: list[Ending] = []
+        for r in rows:
+            tid, new = r["id"], _STATE[r["state"]]
+            final[tid] = Outcome(tid, new, True, r["window_id"], r["reason"])
+            keys = () if r["limit_group"] is None else (
+                (r["limit_group"], r["identity_hash"], r["usage_day"]),
+                (r["limit_group"], r["identity_hash"], r["usage_year"]),
+            )  # fmt: skip
+            endings.append(Ending(tid, _legs(r), new, keys, r["counted"]))
+        rest = [tid for tid in first if tid not in final]
+        for r in await conn.fetch(q.STATES, rest) if rest else ():
+            final[r[0]] = Outcome(r[0], _STATE[r[1]], False, r[2], r[3])
+        return Ended(final, endings, window_id, now)
+
+    async def apply_endings(self, conn: asyncpg.Connection, ended: Ended) -> None:
+        """The effects of `end_rows`' transitions (ledger, window totals, positions, corridor
+        usage), in the same transaction."""
+        if ended.endings:
+            await self._apply(conn, ended.endings, ended.window_id, ended.now)
 
     async def _apply(
         self, conn: asyncpg.Connection, endings: list[Ending], window_id: int | None,
@@ -305,7 +320,7 @@ class ClearingStore:
             [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
         )  # fmt: skip
         if len(done) != len(keys):
-            raise _MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in done}))
+            raise MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in done}))
         usage = sorted((k, d) for k, d in fx.usage.items() if d)
         if usage:
             g, h, p = _cols((k for k, _ in usage), 3)
@@ -425,6 +440,17 @@ class ClearingStore:
     async def bilateral(self, window_id: int) -> list[BilateralNet]:
         async with self.pool.acquire() as conn:
             return await cw.bilateral(conn, window_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """What `ClearingStore.end_rows` moved, for `apply_endings`: the final state of every
+    requested transfer, and the transitions whose effects are still to be written."""
+
+    final: dict[str, Outcome]
+    endings: list[Ending]
+    window_id: int | None
+    now: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,10 +44,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.base import AdapterError, StatusReport, TranslationError
 from adapters.registry import get_adapter
 from clearing.model import TransferState, TxStatus
+from clearing.ports import ClearingError
 from clearing.reasons import Reason
+from clearing.twophase import Event
 from gateway import audit, metrics, transfer_json
 from gateway.auth import sign_request
 from gateway.batcher import MicroBatcher
+from gateway.clearing_store import MissingPositions
 from gateway.logging import get_logger
 from gateway.waits import wait_event
 
@@ -60,6 +63,7 @@ GATEWAY_MSG_ID_PREFIX = "BG"
 # InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
               TimeoutError)
+_END_ATTEMPTS_MAX = 3  # an answers' batch meeting missing position rows creates them, runs again
 _log = get_logger("baygate.delivery")
 
 # Claims due rows with what their attempt needs from the transfer (NULLs when it is gone),
@@ -136,6 +140,7 @@ class DeliveryConfig:
     expiry_sweep_interval_s: float = 0.5
     expiry_batch_max: int = 1000
     finish_batch_max: int = 1000
+    end_concurrency: int = 3  # answers' transactions (_end_batch) running at once
 
 
 @dataclass
@@ -150,8 +155,9 @@ class DeliveryWorker:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _in_flight: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
-    _finisher: MicroBatcher[tuple[str, TransferState, Reason | None, str | None], None] | None = None
+    _finisher: MicroBatcher[_Final, None] | None = None
     _doner: MicroBatcher[int, None] | None = None
+    _ender: MicroBatcher[_EndItem, None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -341,13 +347,12 @@ class DeliveryWorker:
             return
         metrics.observe_stage("deliver", time.perf_counter() - started)
         if report.status in (TxStatus.ACSP, TxStatus.ACCP, TxStatus.ACSC):
-            await self._commit(tid)
+            await self._end(tid, Event.COMMIT, None, None, row["id"])
         elif report.status == TxStatus.RJCT:
-            await self._abort(tid, report.reason or Reason.NARR, report.message or "rejected by the receiving provider")
+            await self._end(tid, Event.ABORT, report.reason or Reason.NARR,
+                            report.message or "rejected by the receiving provider", row["id"])
         else:  # PDNG from a receiver: ask again later
             await self._retry(row, row["expires_at"], f"receiver answered {report.status}")
-            return
-        await self._done("deliver", row["id"])
 
     def _budget_s(self, expires_at: datetime | None) -> float | None:
         """How long an attempt may wait for its answer: `attempt_timeout_s`, cut so that an
@@ -420,15 +425,9 @@ class DeliveryWorker:
 
     async def _follow(self, tid: str, outcome: Any, reason: Any = None, message: str | None = None) -> None:
         """Make the gateway record follow the store's final state (idempotent)."""
-        state = outcome.state
-        if state == TransferState.COMMITTED:
-            await self._finish(tid, TransferState.COMMITTED, None, None)
-        elif state == TransferState.ABORTED:
-            await self._finish(tid, TransferState.ABORTED, Reason(outcome.reason or reason or "NARR"),
-                               message or "aborted")
-        elif state == TransferState.EXPIRED:
-            await self._finish(tid, TransferState.EXPIRED, Reason.AB05,
-                               "the receiving provider did not accept in time")
+        final = _final(tid, outcome.state, outcome.reason, reason, message)
+        if final is not None:
+            await self._finish(*final)
 
     async def _finish(self, tid: str, state: TransferState, reason: Reason | None, message: str | None) -> None:
         """Record a final state; concurrent finishes share one transaction (see _finish_batch)."""
@@ -437,26 +436,43 @@ class DeliveryWorker:
                                           linger_ms=1.0, queue_depth_max=100_000, name="finish")
         await self._finisher.submit((tid, state, reason, message))
 
-    async def _finish_batch(self, items: Sequence[tuple[str, TransferState, Reason | None, str | None]]) -> list[None]:
+    async def _finish_batch(self, items: Sequence[_Final]) -> list[None]:
         now = self.clock()
-        first: dict[str, tuple[str, TransferState, Reason | None, str | None]] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            done, events = await self._write_finals(conn, items, now)
+            if events:
+                await audit.append(conn, events)
+        self._finished(done, now)
+        return [None] * len(items)
+
+    async def _write_finals(
+        self, conn: asyncpg.Connection, items: Sequence[_Final], now: datetime,
+    ) -> tuple[list[asyncpg.Record], list[audit.AuditEvent]]:
+        """Final states (the first per transfer), their events and the senders' callbacks, in
+        the caller's transaction: the rows that changed and the journal records to append
+        for them (by the caller: the journal head comes last in lock order)."""
+        first: dict[str, _Final] = {}
         for it in items:
             first.setdefault(it[0], it)
+        if not first:
+            return [], []
         rows = list(first.values())
         ids = [r[0] for r in rows]
         states = [str(r[1]) for r in rows]
         statuses = [str(TxStatus.ACSC if r[1] == TransferState.COMMITTED else TxStatus.RJCT) for r in rows]
         reasons = [r[2] and str(r[2]) for r in rows]
         msgs = [r[3] for r in rows]
-        async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now)
-            if done:
-                changed = {r["id"] for r in done}
-                await audit.append(conn, [
-                    audit.AuditEvent(audit.KIND_TRANSFER_STATE, ids[i], now,
-                                     {"state": states[i], "status": statuses[i], "reason": reasons[i]})
-                    for i, tid in enumerate(ids) if tid in changed
-                ])
+        done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now)
+        changed = {r["id"] for r in done}
+        events = [
+            audit.AuditEvent(audit.KIND_TRANSFER_STATE, tid, now,
+                             {"state": states[i], "status": statuses[i], "reason": reasons[i]})
+            for i, tid in enumerate(ids) if tid in changed
+        ]
+        return list(done), events
+
+    def _finished(self, done: Sequence[asyncpg.Record], now: datetime) -> None:
+        """Metrics of committed final states; wake the claim loop for their callbacks."""
         for r in done:
             status = TxStatus.ACSC if r["state"] == TransferState.COMMITTED else TxStatus.RJCT
             metrics.record_transfer(r["source_scheme"], r["destination_scheme"], str(status))
@@ -466,6 +482,56 @@ class DeliveryWorker:
                                 max(0.0, (now - r["created_at"]).total_seconds()))
         if done:
             self.wake()
+
+    async def _end(self, tid: str, event: Event, reason: Reason | None, message: str | None, outbox_id: int) -> None:
+        """Commit or abort a delivered transfer as its receiver answered, record the final
+        state and mark the delivery done. Concurrent answers share one transaction (see
+        _end_batch); with a clearing port that cannot join one, each step is its own."""
+        if not hasattr(self.clearing, "end_rows"):
+            if event is Event.COMMIT:
+                await self._commit(tid)
+            else:
+                await self._abort(tid, reason or Reason.NARR, message or "aborted")
+            await self._done("deliver", outbox_id)
+            return
+        if self._ender is None:
+            self._ender = MicroBatcher(self._end_batch, batch_max=self.config.finish_batch_max,
+                                       linger_ms=1.0, queue_depth_max=100_000,
+                                       concurrency=self.config.end_concurrency, name="delivery-end")
+        await self._ender.submit((tid, event, reason, message, outbox_id))
+
+    async def _end_batch(self, items: Sequence[_EndItem]) -> list[None]:
+        """The receivers' answers of a batch in one transaction: the clearing store moves the
+        transfers (commit or abort, exactly once), the gateway's records follow its final
+        states, the deliveries are marked done, and the money moves last (lock order,
+        gateway.clearing_sql; the journal head after the position rows, as acceptance takes
+        them). A crash leaves all of it or none: the delivery is then made again and its
+        answer meets the transfer as the store left it."""
+        now = self.clock()
+        first: dict[str, tuple[Event, str | None]] = {}
+        told: dict[str, tuple[Reason | None, str | None]] = {}
+        for tid, event, reason, message, _ in items:
+            if tid not in first:
+                first[tid] = (event, None if reason is None else str(reason)[:140])
+                told[tid] = (reason, message)
+        outbox_ids = sorted({it[4] for it in items})
+        for _ in range(_END_ATTEMPTS_MAX):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    ended = await self.clearing.end_rows(conn, first, now)
+                    finals = [f for tid, o in ended.final.items()
+                              if (f := _final(tid, o.state, o.reason, *told[tid])) is not None]
+                    await conn.execute(_DONE_MANY, outbox_ids, now)
+                    done, events = await self._write_finals(conn, finals, now)
+                    await self.clearing.apply_endings(conn, ended)
+                    if events:
+                        await audit.append(conn, events)
+                break
+            except MissingPositions as missing:
+                await self.clearing.ensure_positions(missing.keys)
+        else:
+            raise ClearingError("position rows missing after creating them")
+        self._finished(done, now)
         return [None] * len(items)
 
     # --- callback ------------------------------------------------------------------------
@@ -540,6 +606,24 @@ class DeliveryWorker:
         body = adapter.encode_status_report(reports, msg_id=msg_id, created_at=self.clock(),
                                             original_msg_id=reports[0].original_msg_id)
         return await self._post(f"{party.endpoint_url}/status", body, adapter.media_type) is not None
+
+
+_Final = tuple[str, TransferState, Reason | None, str | None]  # id, state, reason, message
+_EndItem = tuple[str, Event, Reason | None, str | None, int]  # ... and the delivery's outbox id
+
+
+def _final(
+    tid: str, state: TransferState | None, stored_reason: str | None, reason: Any, message: str | None
+) -> _Final | None:
+    """The gateway record's final state after the store's: the store's abort reason, else the
+    one asked for; None while the transfer is not final in the store."""
+    if state == TransferState.COMMITTED:
+        return (tid, TransferState.COMMITTED, None, None)
+    if state == TransferState.ABORTED:
+        return (tid, TransferState.ABORTED, Reason(stored_reason or reason or "NARR"), message or "aborted")
+    if state == TransferState.EXPIRED:
+        return (tid, TransferState.EXPIRED, Reason.AB05, "the receiving provider did not accept in time")
+    return None
 
 
 def _attempt_groups(
