@@ -292,13 +292,11 @@ async def _build_window(pool: asyncpg.Pool, parts: list[tuple[str, str, str]], s
         keys = sorted(totals)
         async with conn.transaction():
             await conn.execute(
-                q.ADD_TOTALS, wid, [k[0] for k in keys], [k[1] for k in keys],
+                q.APPLY_EFFECTS, wid, [k[0] for k in keys], [k[1] for k in keys],
                 [totals[k][0] for k in keys], [totals[k][1] for k in keys],
                 [totals[k][2] for k in keys], [totals[k][3] for k in keys],
-            )  # fmt: skip
-            await conn.execute(
-                q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
-                [totals[k][0] - totals[k][1] for k in keys], [0] * len(keys),
+                [k[0] for k in keys], [k[1] for k in keys],
+                [totals[k][0] - totals[k][1] for k in keys], [0] * len(keys), [], [], [], [],
             )  # fmt: skip
         await conn.execute("ANALYZE clearing_transfers")
     return wid

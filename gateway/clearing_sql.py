@@ -148,8 +148,6 @@ UPDATE clearing_positions p SET reserved = p.reserved + d.delta
  WHERE p.participant_id = d.participant_id AND p.currency = d.currency
 """
 
-OPEN_WINDOW_SHARED = "SELECT window_id FROM clearing_window_current FOR SHARE"
-
 
 def _transition_case() -> str:
     """The two-phase state machine as a SQL CASE, generated from `twophase.TRANSITIONS`
@@ -164,20 +162,25 @@ def _transition_case() -> str:
     return "CASE " + " ".join(whens) + " END"
 
 
-# Locks the requested transfers in id order, moves those the table allows, returns them.
-# Params: ids, events, reasons, now, open window id (NULL when the batch has no commit).
+# Takes the open window (shared: a close waits for the batch) when the batch commits, then
+# locks the requested transfers in id order (their lock waits for `w`: its one-time filter
+# reads it), moves those the table allows, returns them; a committed one names the window.
+# Params: ids, events, reasons, now, whether the batch holds a commit.
 _END_TRANSFERS = """
-WITH u AS (
+WITH w AS (
+    SELECT window_id FROM clearing_window_current WHERE $5::bool FOR SHARE
+), u AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, event, reason)
 ), c AS (
     SELECT t.id, u.reason, {transition} AS new_state
       FROM u JOIN clearing_transfers t ON t.id = u.id
+     WHERE (SELECT count(*) FROM w) >= 0
      ORDER BY t.id
        FOR UPDATE OF t
 )
 UPDATE clearing_transfers t
    SET state = c.new_state, finished_at = $4,
-       window_id = CASE WHEN c.new_state = 'COMMITTED' THEN $5::bigint END,
+       window_id = CASE WHEN c.new_state = 'COMMITTED' THEN (SELECT window_id FROM w) END,
        reason = CASE WHEN c.new_state = 'ABORTED' THEN c.reason END
   FROM c
  WHERE t.id = c.id AND c.new_state IS NOT NULL
@@ -222,32 +225,68 @@ UPDATE clearing_positions p
 RETURNING p.participant_id, p.currency
 """
 
-RELEASE_USAGE = """
-WITH d AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS d(g, h, p, delta)
-), locked AS (
+# A batch of endings' effects in one statement, in lock order: the window totals, then the
+# position rows (their lock waits for `eff_totals` to complete: its one-time filter reads it),
+# then the corridor usage rows (after `eff_positions`, likewise). One round trip while the
+# hot rows are held, where three statements took three. Params: window id (NULL without
+# commits), totals (participant, currency, debits, credits, debit count, credit count),
+# position deltas (participant, currency, net, reserved), usage deltas (group, identity
+# hash, period, delta; a purged daily counter is left alone). Returns how many position rows
+# it updated, and usage rows.
+APPLY_EFFECTS = """
+WITH eff_totals AS (
+    INSERT INTO clearing_window_totals AS w
+           (window_id, participant_id, currency, debits, credits, debit_count, credit_count)
+    SELECT $1, d.participant_id, d.currency, d.debits, d.credits, d.debit_count, d.credit_count
+      FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
+           AS d(participant_id, currency, debits, credits, debit_count, credit_count)
+     ORDER BY d.participant_id, d.currency
+    ON CONFLICT (window_id, participant_id, currency) DO UPDATE
+       SET debits = w.debits + EXCLUDED.debits, credits = w.credits + EXCLUDED.credits,
+           debit_count = w.debit_count + EXCLUDED.debit_count,
+           credit_count = w.credit_count + EXCLUDED.credit_count
+    RETURNING 1
+), eff_d AS (
+    SELECT * FROM unnest($8::text[], $9::text[], $10::bigint[], $11::bigint[])
+                  AS d(participant_id, currency, net, reserved)
+), eff_locked AS (
+    SELECT p.participant_id, p.currency
+      FROM clearing_positions p
+      JOIN eff_d d ON d.participant_id = p.participant_id AND d.currency = p.currency
+     WHERE (SELECT count(*) FROM eff_totals) >= 0
+     ORDER BY p.participant_id, p.currency
+       FOR UPDATE OF p
+), eff_positions AS (
+    UPDATE clearing_positions p
+       SET net = p.net + d.net, reserved = p.reserved + d.reserved
+      FROM eff_d d JOIN eff_locked l
+           ON l.participant_id = d.participant_id AND l.currency = d.currency
+     WHERE p.participant_id = d.participant_id AND p.currency = d.currency
+    RETURNING 1
+), eff_usage_d AS (
+    SELECT * FROM unnest($12::text[], $13::text[], $14::text[], $15::bigint[]) AS d(g, h, p, delta)
+), eff_usage_locked AS (
     SELECT u.limit_group, u.identity_hash, u.period
       FROM clearing_corridor_usage u
-      JOIN d ON d.g = u.limit_group AND d.h = u.identity_hash AND d.p = u.period
+      JOIN eff_usage_d d ON d.g = u.limit_group AND d.h = u.identity_hash AND d.p = u.period
+     WHERE (SELECT count(*) FROM eff_positions) >= 0
      ORDER BY u.limit_group, u.identity_hash, u.period
        FOR UPDATE OF u
+), eff_usage AS (
+    UPDATE clearing_corridor_usage u SET used = u.used + d.delta
+      FROM eff_usage_d d JOIN eff_usage_locked l
+           ON l.limit_group = d.g AND l.identity_hash = d.h AND l.period = d.p
+     WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
+    RETURNING 1
 )
-UPDATE clearing_corridor_usage u SET used = u.used + d.delta
-  FROM d JOIN locked l ON l.limit_group = d.g AND l.identity_hash = d.h AND l.period = d.p
- WHERE u.limit_group = d.g AND u.identity_hash = d.h AND u.period = d.p
+SELECT (SELECT count(*) FROM eff_positions), (SELECT count(*) FROM eff_usage)
 """
 
-ADD_TOTALS = """
-INSERT INTO clearing_window_totals AS w
-       (window_id, participant_id, currency, debits, credits, debit_count, credit_count)
-SELECT $1, d.participant_id, d.currency, d.debits, d.credits, d.debit_count, d.credit_count
-  FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-       AS d(participant_id, currency, debits, credits, debit_count, credit_count)
- ORDER BY d.participant_id, d.currency
-ON CONFLICT (window_id, participant_id, currency) DO UPDATE
-   SET debits = w.debits + EXCLUDED.debits, credits = w.credits + EXCLUDED.credits,
-       debit_count = w.debit_count + EXCLUDED.debit_count,
-       credit_count = w.credit_count + EXCLUDED.credit_count
+# Which of the given position rows exist (a batch that updated fewer than it needed).
+EXISTING_POSITIONS = """
+SELECT p.participant_id, p.currency
+  FROM unnest($1::text[], $2::text[]) AS k(participant_id, currency)
+  JOIN clearing_positions p ON p.participant_id = k.participant_id AND p.currency = k.currency
 """
 
 LEDGER_COLUMNS = (

@@ -268,14 +268,14 @@ class ClearingStore:
         again); the caller may write rows of its own between the two, but must not take the
         position rows or anything after them in lock order (clearing_sql)."""
         assert conn.is_in_transaction(), "end_rows runs inside the caller's transaction"
-        window_id = None
-        if any(ev is Event.COMMIT for ev, _ in first.values()):
-            window_id = await conn.fetchval(q.OPEN_WINDOW_SHARED)
+        commits = any(ev is Event.COMMIT for ev, _ in first.values())
         ids, events, reasons = _cols(((t, ev.value, r) for t, (ev, r) in first.items()), 3)
-        rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, window_id)
+        rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, commits)
         final: dict[str, Outcome] = {}
         endings: list[Ending] = []
+        window_id = None
         for r in rows:
+            window_id = window_id or r["window_id"]
             tid, new = r["id"], _STATE[r["state"]]
             final[tid] = Outcome(tid, new, True, r["window_id"], r["reason"])
             keys = () if r["limit_group"] is None else (
@@ -298,7 +298,8 @@ class ClearingStore:
         self, conn: asyncpg.Connection, endings: list[Ending], window_id: int | None,
         now: datetime,
     ) -> None:  # fmt: skip
-        """Write the effects of a batch of endings, in lock order, position rows last."""
+        """Write the effects of a batch of endings: the ledger entries, then the hot rows in
+        lock order in one statement (`clearing_sql.APPLY_EFFECTS`)."""
         fx: Effects = effects(endings)
         if fx.entries:
             assert window_id is not None
@@ -307,24 +308,24 @@ class ClearingStore:
                 records=[(*e, window_id, now) for e in fx.entries],
                 columns=q.LEDGER_COLUMNS,
             )
-            tkeys = fx.totals_keys()
-            await conn.execute(
-                q.ADD_TOTALS, window_id, [k[0] for k in tkeys], [k[1] for k in tkeys],
-                [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
-                [fx.debit_count.get(k, 0) for k in tkeys],
-                [fx.credit_count.get(k, 0) for k in tkeys],
-            )  # fmt: skip
+        tkeys = fx.totals_keys() if fx.entries else []
         keys = fx.position_keys()
-        done = await conn.fetch(
-            q.APPLY_POSITIONS, [k[0] for k in keys], [k[1] for k in keys],
-            [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
-        )  # fmt: skip
-        if len(done) != len(keys):
-            raise MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in done}))
         usage = sorted((k, d) for k, d in fx.usage.items() if d)
-        if usage:
-            g, h, p = _cols((k for k, _ in usage), 3)
-            await conn.execute(q.RELEASE_USAGE, g, h, p, [d for _, d in usage])
+        g, h, p = _cols((k for k, _ in usage), 3)
+        positions, _ = await conn.fetchrow(
+            q.APPLY_EFFECTS, window_id,
+            [k[0] for k in tkeys], [k[1] for k in tkeys],
+            [fx.debits.get(k, 0) for k in tkeys], [fx.credits.get(k, 0) for k in tkeys],
+            [fx.debit_count.get(k, 0) for k in tkeys], [fx.credit_count.get(k, 0) for k in tkeys],
+            [k[0] for k in keys], [k[1] for k in keys],
+            [fx.net.get(k, 0) for k in keys], [fx.reserved.get(k, 0) for k in keys],
+            g, h, p, [d for _, d in usage],
+        )  # fmt: skip
+        if positions != len(keys):
+            found = await conn.fetch(
+                q.EXISTING_POSITIONS, [k[0] for k in keys], [k[1] for k in keys]
+            )
+            raise MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in found}))
 
     async def transfer_state(self, transfer_id: str) -> Outcome:
         async with self.pool.acquire() as conn:

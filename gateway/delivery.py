@@ -91,7 +91,8 @@ UPDATE outbox SET next_attempt_at = least(created_at, $1)
 _DONE_MANY = "UPDATE outbox SET done_at = $2 FROM unnest($1::bigint[]) AS d(id) WHERE outbox.id = d.id"
 
 # The final states of a batch, their history events and the callbacks to the senders, in one
-# statement: only transfers that were not final yet get an event and a callback.
+# statement: only transfers that were not final yet get an event and a callback. The
+# deliveries whose answers decided them ($7) are marked done in the same statement.
 _FINISH_MANY = """
 WITH f AS (
     UPDATE transfers t SET state = u.state, tx_status = u.tx_status, reason = u.reason,
@@ -113,6 +114,8 @@ WITH f AS (
      WHERE f.state = 'EXPIRED'
        AND EXISTS (SELECT 1 FROM outbox d WHERE d.transfer_id = f.id AND d.kind = 'deliver' AND d.attempts > 0)
     ON CONFLICT (transfer_id, kind) DO NOTHING
+), delivered AS (
+    UPDATE outbox SET done_at = $6 FROM unnest($7::bigint[]) AS d(id) WHERE outbox.id = d.id
 )
 SELECT id, state, tx_status, reason, source_scheme, destination_scheme, created_at FROM f
 """
@@ -447,14 +450,16 @@ class DeliveryWorker:
 
     async def _write_finals(
         self, conn: asyncpg.Connection, items: Sequence[_Final], now: datetime,
+        delivered: Sequence[int] = (),
     ) -> tuple[list[asyncpg.Record], list[audit.AuditEvent]]:
-        """Final states (the first per transfer), their events and the senders' callbacks, in
-        the caller's transaction: the rows that changed and the journal records to append
-        for them (by the caller: the journal head comes last in lock order)."""
+        """Final states (the first per transfer), their events and the senders' callbacks, and
+        the `delivered` outbox rows marked done, in the caller's transaction: the rows that
+        changed and the journal records to append for them (by the caller: the journal head
+        comes last in lock order)."""
         first: dict[str, _Final] = {}
         for it in items:
             first.setdefault(it[0], it)
-        if not first:
+        if not first and not delivered:
             return [], []
         rows = list(first.values())
         ids = [r[0] for r in rows]
@@ -462,7 +467,7 @@ class DeliveryWorker:
         statuses = [str(TxStatus.ACSC if r[1] == TransferState.COMMITTED else TxStatus.RJCT) for r in rows]
         reasons = [r[2] and str(r[2]) for r in rows]
         msgs = [r[3] for r in rows]
-        done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now)
+        done = await conn.fetch(_FINISH_MANY, ids, states, statuses, reasons, msgs, now, list(delivered))
         changed = {r["id"] for r in done}
         events = [
             audit.AuditEvent(audit.KIND_TRANSFER_STATE, tid, now,
@@ -521,8 +526,7 @@ class DeliveryWorker:
                     ended = await self.clearing.end_rows(conn, first, now)
                     finals = [f for tid, o in ended.final.items()
                               if (f := _final(tid, o.state, o.reason, *told[tid])) is not None]
-                    await conn.execute(_DONE_MANY, outbox_ids, now)
-                    done, events = await self._write_finals(conn, finals, now)
+                    done, events = await self._write_finals(conn, finals, now, outbox_ids)
                     await self.clearing.apply_endings(conn, ended)
                     if events:
                         await audit.append(conn, events)
