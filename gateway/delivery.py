@@ -181,7 +181,7 @@ class DeliveryWorker:
         for t in [*self._tasks, *self._in_flight]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
-        for batcher in (self._finisher, self._doner):
+        for batcher in (self._ender, self._finisher, self._doner):
             if batcher is not None:
                 await batcher.aclose()
         if self._session is not None:
