@@ -354,6 +354,11 @@ class ClearingStore:
         views = [p for p in await self.positions(participant_id) if p.currency == currency]
         return views[0]
 
+    async def quote(self, quote_id: str) -> Quote | None:
+        """A quote by id, as created (expired or not: the decision judges that)."""
+        async with self.pool.acquire() as conn:
+            return (await self._quotes(conn, {quote_id})).get(quote_id)
+
     async def set_rate(self, rate: Rate) -> None:
         async with self.pool.acquire() as conn:
             await conn.execute(

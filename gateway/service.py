@@ -156,9 +156,7 @@ class Gateway:
         return quotes
 
     async def _quote_by_id(self, quote_id: str) -> Any:
-        async with self.pool.acquire() as conn:
-            found = await self.clearing._quotes(conn, {quote_id})
-        return found.get(quote_id)
+        return await self.clearing.quote(quote_id)
 
     async def close_window(self, actor: str) -> tuple[Any, str]:
         """Close the open window, journal the close, and start writing its settlement files.
