@@ -14,10 +14,10 @@ Windows and settlements are in `gateway.clearing_windows`, reached through this 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -56,14 +56,14 @@ from gateway import clearing_windows as cw
 from gateway.batcher import MicroBatcher
 
 Clock = Callable[[], datetime]
+W = TypeVar("W")  # what a caller of `end_with` writes beside the endings
 EXPIRE_LIMIT_MAX = 10_000
 _END_ATTEMPTS_MAX = 3
 _STATE = {s.value: s for s in TransferState}  # a dict lookup is much cheaper than the Enum call
 
 
-class MissingPositions(Exception):
-    """Position rows a batch needs do not exist yet: roll back, create them
-    (`ClearingStore.ensure_positions`), run again."""
+class _MissingPositions(Exception):
+    """Position rows a batch needs do not exist yet: roll back, create them, run again."""
 
     def __init__(self, keys: list[PosKey]) -> None:
         super().__init__(f"missing position rows {keys}")
@@ -236,38 +236,50 @@ class ClearingStore:
     async def _end_batch(
         self, items: Sequence[tuple[Event, str, str | None]], now: datetime | None = None
     ) -> list[Outcome]:
-        now = now or self.clock()
         first: dict[str, tuple[Event, str | None]] = {}
         for ev, tid, reason in items:
             first.setdefault(tid, (ev, reason))
+        final, _ = await self.end_with(first, now or self.clock(), _no_records, _nothing_last)
+        return _outcomes(items, final)
+
+    async def end_with(
+        self, first: dict[str, tuple[Event, str | None]], now: datetime,
+        records: Callable[[asyncpg.Connection, dict[str, Outcome]], Awaitable[W]],
+        last: Callable[[asyncpg.Connection, W], Awaitable[None]],
+    ) -> tuple[dict[str, Outcome], W]:  # fmt: skip
+        """Commit, abort or expire transfers (`first`: id -> (event, reason)) in one
+        transaction of their own, with the caller's writes: the transfers' rows are moved and
+        locked, `records(conn, final states)` writes rows that take no lock after them in
+        lock order (clearing_sql), the effects follow (ledger, window totals, positions,
+        corridor usage), and `last(conn, what records returned)` takes what comes after the
+        position rows (the audit journal's head). A payee's first credit in a currency finds
+        no position row: its row is created in a short transaction of its own, holding no
+        other lock (creating it inside the batch would take it out of lock order), and the
+        whole batch runs again. Returns the final states and what `records` returned."""
         for _ in range(_END_ATTEMPTS_MAX):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    ended = await self.end_rows(conn, first, now)
-                    await self.apply_endings(conn, ended)
-                return _outcomes(items, ended.final)
-            except MissingPositions as missing:
-                await self.ensure_positions(missing.keys)
+                    final, endings, window_id = await self._end_rows(conn, first, now)
+                    written = await records(conn, final)
+                    if endings:
+                        await self._apply(conn, endings, window_id, now)
+                    await last(conn, written)
+                return final, written
+            except _MissingPositions as missing:
+                async with self.pool.acquire() as conn:
+                    await conn.execute(
+                        q.ENSURE_POSITIONS,
+                        [k[0] for k in missing.keys],
+                        [k[1] for k in missing.keys],
+                    )
         raise ClearingError("position rows missing after creating them")
 
-    async def ensure_positions(self, keys: Sequence[PosKey]) -> None:
-        """Create the position rows a batch of endings found missing (a payee's first credit
-        in a currency), in a transaction of their own holding no other lock (creating them
-        inside the batch would take them out of lock order); then run the batch again."""
-        async with self.pool.acquire() as conn:
-            await conn.execute(q.ENSURE_POSITIONS, [k[0] for k in keys], [k[1] for k in keys])
-
-    async def end_rows(
+    async def _end_rows(
         self, conn: asyncpg.Connection, first: dict[str, tuple[Event, str | None]],
         now: datetime,
-    ) -> Ended:  # fmt: skip
-        """Commit, abort or expire transfers (`first`: id -> (event, reason)) in the caller's
-        open transaction, up to their effects: the transfers' rows are moved and locked, and
-        `Ended.final` holds each one's final state. `apply_endings` must follow in the same
-        transaction (it may raise `MissingPositions`: roll back, `ensure_positions`, run
-        again); the caller may write rows of its own between the two, but must not take the
-        position rows or anything after them in lock order (clearing_sql)."""
-        assert conn.is_in_transaction(), "end_rows runs inside the caller's transaction"
+    ) -> tuple[dict[str, Outcome], list[Ending], int | None]:  # fmt: skip
+        """Move the requested transfers' rows (the open window taken in the same statement
+        when the batch commits); every one's final state, the transitions, and the window."""
         commits = any(ev is Event.COMMIT for ev, _ in first.values())
         ids, events, reasons = _cols(((t, ev.value, r) for t, (ev, r) in first.items()), 3)
         rows = await conn.fetch(q.END_TRANSFERS, ids, events, reasons, now, commits)
@@ -286,13 +298,7 @@ class ClearingStore:
         rest = [tid for tid in first if tid not in final]
         for r in await conn.fetch(q.STATES, rest) if rest else ():
             final[r[0]] = Outcome(r[0], _STATE[r[1]], False, r[2], r[3])
-        return Ended(final, endings, window_id, now)
-
-    async def apply_endings(self, conn: asyncpg.Connection, ended: Ended) -> None:
-        """The effects of `end_rows`' transitions (ledger, window totals, positions, corridor
-        usage), in the same transaction."""
-        if ended.endings:
-            await self._apply(conn, ended.endings, ended.window_id, ended.now)
+        return final, endings, window_id
 
     async def _apply(
         self, conn: asyncpg.Connection, endings: list[Ending], window_id: int | None,
@@ -325,7 +331,7 @@ class ClearingStore:
             found = await conn.fetch(
                 q.EXISTING_POSITIONS, [k[0] for k in keys], [k[1] for k in keys]
             )
-            raise MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in found}))
+            raise _MissingPositions(sorted(set(keys) - {(r[0], r[1]) for r in found}))
 
     async def transfer_state(self, transfer_id: str) -> Outcome:
         async with self.pool.acquire() as conn:
@@ -449,17 +455,6 @@ class ClearingStore:
 
 
 @dataclass(frozen=True, slots=True)
-class Ended:
-    """What `ClearingStore.end_rows` moved, for `apply_endings`: the final state of every
-    requested transfer, and the transitions whose effects are still to be written."""
-
-    final: dict[str, Outcome]
-    endings: list[Ending]
-    window_id: int | None
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class PendingWrites:
     """A decided batch's writes (`clearing_sql.WRITE_DECISIONS`) and how many position rows
     they must update: every delta is on a row locked by the batch."""
@@ -483,6 +478,14 @@ def _writes(plan: BatchPlan, refused: list[str]) -> PendingWrites | None:
         g, h, p, [d for _, d in usage],
     )  # fmt: skip
     return PendingWrites(q.Ctes(q.WRITE_DECISIONS, args), len(deltas))
+
+
+async def _no_records(conn: asyncpg.Connection, final: dict[str, Outcome]) -> None:
+    return None
+
+
+async def _nothing_last(conn: asyncpg.Connection, written: None) -> None:
+    return None
 
 
 def _transfer_row(p: Prepared, now: datetime) -> tuple[Any, ...]:

@@ -44,13 +44,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.base import AdapterError, StatusReport, TranslationError
 from adapters.registry import get_adapter
 from clearing.model import TransferState, TxStatus
-from clearing.ports import ClearingError
 from clearing.reasons import Reason
 from clearing.twophase import Event
 from gateway import audit, metrics, transfer_json
 from gateway.auth import sign_request
 from gateway.batcher import MicroBatcher
-from gateway.clearing_store import MissingPositions
 from gateway.logging import get_logger
 from gateway.waits import wait_event
 
@@ -63,7 +61,6 @@ GATEWAY_MSG_ID_PREFIX = "BG"
 # InternalClientError: asyncpg's protocol state after the server ended a session mid-statement.
 _DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
               TimeoutError)
-_END_ATTEMPTS_MAX = 3  # an answers' batch meeting missing position rows creates them, runs again
 _log = get_logger("baygate.delivery")
 
 # Claims due rows with what their attempt needs from the transfer (NULLs when it is gone),
@@ -492,7 +489,7 @@ class DeliveryWorker:
         """Commit or abort a delivered transfer as its receiver answered, record the final
         state and mark the delivery done. Concurrent answers share one transaction (see
         _end_batch); with a clearing port that cannot join one, each step is its own."""
-        if not hasattr(self.clearing, "end_rows"):
+        if not hasattr(self.clearing, "end_with"):
             if event is Event.COMMIT:
                 await self._commit(tid)
             else:
@@ -520,21 +517,21 @@ class DeliveryWorker:
                 first[tid] = (event, None if reason is None else str(reason)[:140])
                 told[tid] = (reason, message)
         outbox_ids = sorted({it[4] for it in items})
-        for _ in range(_END_ATTEMPTS_MAX):
-            try:
-                async with self.pool.acquire() as conn, conn.transaction():
-                    ended = await self.clearing.end_rows(conn, first, now)
-                    finals = [f for tid, o in ended.final.items()
-                              if (f := _final(tid, o.state, o.reason, *told[tid])) is not None]
-                    done, events = await self._write_finals(conn, finals, now, outbox_ids)
-                    await self.clearing.apply_endings(conn, ended)
-                    if events:
-                        await audit.append(conn, events)
-                break
-            except MissingPositions as missing:
-                await self.clearing.ensure_positions(missing.keys)
-        else:
-            raise ClearingError("position rows missing after creating them")
+
+        async def records(
+            conn: asyncpg.Connection, final: dict[str, Any]
+        ) -> tuple[list[asyncpg.Record], list[audit.AuditEvent]]:
+            finals = [f for tid, o in final.items()
+                      if (f := _final(tid, o.state, o.reason, *told[tid])) is not None]
+            return await self._write_finals(conn, finals, now, outbox_ids)
+
+        async def journal(
+            conn: asyncpg.Connection, written: tuple[list[asyncpg.Record], list[audit.AuditEvent]]
+        ) -> None:
+            if written[1]:
+                await audit.append(conn, written[1])
+
+        _, (done, _events) = await self.clearing.end_with(first, now, records, journal)
         self._finished(done, now)
         return [None] * len(items)
 
