@@ -148,6 +148,8 @@ class DeliveryConfig:
     callback_batch_max: int = 100  # transfers told in one status report to their sender
     delivery_batch_max: int = 50  # transfers in one delivery message to a receiver
     notice_attempts_max: int = 200  # at backoff_max_s apart: half an hour of retries
+    # Attempts (messages) in flight at which claims pause; one claim starts at most one
+    # attempt per row it takes, and outgoing connections stay within this many.
     in_flight_max: int = 256
     # Outbox rows in one claim: a tenth of a second's deliveries and callbacks at 2,500
     # transfers/s. A full claim is followed by the next at once.
@@ -252,15 +254,14 @@ class DeliveryWorker:
     async def _claim(self) -> tuple[list[asyncpg.Record], float | None]:
         """Due rows, and when none: how long until the claim clock lets this process claim
         (None when it did and nothing was due)."""
-        room = self.config.in_flight_max - len(self._in_flight)
-        if room <= 0:
+        if len(self._in_flight) >= self.config.in_flight_max:
             return [], None
         now = self.clock()
         lease = now + timedelta(seconds=self.config.attempt_timeout_s * 2 + 1)
         linger = timedelta(seconds=self.config.claim_linger_s)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                _CLAIM, now, lease, min(room, self.config.claim_batch_max), now - linger, now + linger
+                _CLAIM, now, lease, self.config.claim_batch_max, now - linger, now + linger
             )
             if rows:
                 return list(rows), None
