@@ -86,3 +86,15 @@ async def test_a_claim_time_far_ahead_does_not_stop_claims(stack: Stack) -> None
     await _send_hk(stack, "hk-801", PROXY, 2)
     rows, wait_s = await a._claim()
     assert _deliveries(rows) == 2 and wait_s is None
+
+
+async def test_a_claim_takes_its_limit_of_rows_whatever_the_room_for_attempts(stack: Stack) -> None:
+    # Rows become attempts grouped by receiver: the room for attempts does not cap the rows
+    # (a claim held below its limit is never full, so each would be followed by a linger).
+    await stack.app[DELIVERY].stop()
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    [a] = _workers(stack, lambda: now, 1, claim_batch_max=4, in_flight_max=1)
+
+    await _send_hk(stack, "hk-801", PROXY, 5)
+    rows, _ = await a._claim()
+    assert len(rows) == 4
