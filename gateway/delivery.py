@@ -96,6 +96,11 @@ SELECT * FROM claimed
 """
 
 _CLAIM_CLOCK = "SELECT claimed_at FROM outbox_claim_clock"
+# The clock's row, put back if it was deleted: without it no claim would go ahead.
+_CLAIM_CLOCK_RESTORE = """
+INSERT INTO outbox_claim_clock (claimed_at) VALUES ('1970-01-01 00:00:00+00')
+ON CONFLICT DO NOTHING
+"""
 
 # Due again at once, and ahead of deliveries never tried (claims go oldest due first): these
 # are the ones a receiver may already hold.
@@ -266,7 +271,11 @@ class DeliveryWorker:
             if rows:
                 return list(rows), None
             claimed_at = await conn.fetchval(_CLAIM_CLOCK)
-        if claimed_at is None or not now - linger < claimed_at <= now + linger:
+            if claimed_at is None:
+                _log.warning("outbox_claim_clock_restored")
+                await conn.execute(_CLAIM_CLOCK_RESTORE)
+                return [], 0.0
+        if not now - linger < claimed_at <= now + linger:
             return [], None
         return [], min((claimed_at + linger - now).total_seconds(), self.config.claim_linger_s)
 

@@ -98,3 +98,19 @@ async def test_a_claim_takes_its_limit_of_rows_whatever_the_room_for_attempts(st
     await _send_hk(stack, "hk-801", PROXY, 5)
     rows, _ = await a._claim()
     assert len(rows) == 4
+
+
+async def test_a_deleted_claim_clock_is_put_back(stack: Stack) -> None:
+    await stack.app[DELIVERY].stop()
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    [a] = _workers(stack, lambda: now, 1)
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute("DELETE FROM outbox_claim_clock")
+    finally:
+        await conn.close()
+
+    await _send_hk(stack, "hk-801", PROXY, 2)
+    assert await a._claim() == ([], 0.0)  # nothing claimed without the clock; it is back
+    rows, wait_s = await a._claim()
+    assert _deliveries(rows) == 2 and wait_s is None
