@@ -36,9 +36,23 @@ def _deliveries(rows: list[asyncpg.Record]) -> int:
     return sum(r["kind"] == "deliver" for r in rows)
 
 
+async def _without_own_claims(stack: Stack) -> dt.datetime:
+    """Stop the stack's own delivery worker (its claims stay out of the way); a time by which
+    every row the test creates is due."""
+    await stack.app[DELIVERY].stop()
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+
+
+async def _execute(stack: Stack, sql: str, *args: object) -> None:
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
 async def test_claims_go_a_linger_apart_whichever_worker_claims(stack: Stack) -> None:
-    await stack.app[DELIVERY].stop()  # its own claims stay out of the way
-    start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)  # every row below is due by then
+    start = await _without_own_claims(stack)
     now = [start]
     a, b = _workers(stack, lambda: now[0], 2)
 
@@ -62,8 +76,7 @@ async def test_claims_go_a_linger_apart_whichever_worker_claims(stack: Stack) ->
 
 
 async def test_a_full_claim_holds_nothing_back(stack: Stack) -> None:
-    await stack.app[DELIVERY].stop()
-    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    now = await _without_own_claims(stack)
     a, b = _workers(stack, lambda: now, 2, claim_batch_max=2)
 
     await _send_hk(stack, "hk-801", PROXY, 5)
@@ -73,15 +86,10 @@ async def test_a_full_claim_holds_nothing_back(stack: Stack) -> None:
 
 
 async def test_a_claim_time_far_ahead_does_not_stop_claims(stack: Stack) -> None:
-    await stack.app[DELIVERY].stop()
-    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    now = await _without_own_claims(stack)
     [a] = _workers(stack, lambda: now, 1)
-    conn = await asyncpg.connect(stack.dsn)
-    try:
-        # Set by a process whose clock runs a day ahead, or before this clock was set back.
-        await conn.execute("UPDATE outbox_claim_clock SET claimed_at = $1", now + dt.timedelta(days=1))
-    finally:
-        await conn.close()
+    # Set by a process whose clock runs a day ahead, or before this clock was set back.
+    await _execute(stack, "UPDATE outbox_claim_clock SET claimed_at = $1", now + dt.timedelta(days=1))
 
     await _send_hk(stack, "hk-801", PROXY, 2)
     rows, wait_s = await a._claim()
@@ -91,8 +99,7 @@ async def test_a_claim_time_far_ahead_does_not_stop_claims(stack: Stack) -> None
 async def test_a_claim_takes_its_limit_of_rows_whatever_the_room_for_attempts(stack: Stack) -> None:
     # Rows become attempts grouped by receiver: the room for attempts does not cap the rows
     # (a claim held below its limit is never full, so each would be followed by a linger).
-    await stack.app[DELIVERY].stop()
-    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    now = await _without_own_claims(stack)
     [a] = _workers(stack, lambda: now, 1, claim_batch_max=4, in_flight_max=1)
 
     await _send_hk(stack, "hk-801", PROXY, 5)
@@ -101,14 +108,9 @@ async def test_a_claim_takes_its_limit_of_rows_whatever_the_room_for_attempts(st
 
 
 async def test_a_deleted_claim_clock_is_put_back(stack: Stack) -> None:
-    await stack.app[DELIVERY].stop()
-    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    now = await _without_own_claims(stack)
     [a] = _workers(stack, lambda: now, 1)
-    conn = await asyncpg.connect(stack.dsn)
-    try:
-        await conn.execute("DELETE FROM outbox_claim_clock")
-    finally:
-        await conn.close()
+    await _execute(stack, "DELETE FROM outbox_claim_clock")
 
     await _send_hk(stack, "hk-801", PROXY, 2)
     assert await a._claim() == ([], 0.0)  # nothing claimed without the clock; it is back
