@@ -66,16 +66,19 @@ _log = get_logger("baygate.delivery")
 # Claims due rows with what their attempt needs from the transfer (NULLs when it is gone),
 # so that an attempt costs no read of its own: the stored transfer for a delivery, its
 # transaction id for a status report. The claim clock spaces claims a linger apart across
-# every process on the database: a claim that finds it set within the linger before its own
-# time ($4, $5: that time less and plus the linger) takes nothing, and one that takes rows,
-# fewer than its limit, sets it (a full claim leaves it, so that the rest is claimed at
-# once). A clock further ahead than the linger (a process whose clock runs ahead, or a clock
-# set back) holds nothing back. Concurrent claims queue on the clock's row lock; the one
-# behind sees the clock just set.
+# every process on the database: a claim that finds it set less than its linger before its
+# own time ($1) takes nothing, and one that takes rows, fewer than its limit ($3), sets it
+# (a full claim leaves it, so that the rest is claimed at once). A clock further ahead than
+# its linger (a process whose clock runs ahead, or a clock set back) holds nothing back.
+# Concurrent claims queue on the clock's row lock; the one behind sees the clock just set.
+# The claim that sets the clock sets the next linger too: from $4 when rows came slowly to
+# $5 when they came at $6 rows a second or faster, by the rate since the clock was last set.
 _CLAIM = """
 WITH gate AS (
     SELECT claimed_at FROM outbox_claim_clock
-     WHERE claimed_at <= $4 OR claimed_at > $5 FOR UPDATE
+     WHERE claimed_at <= $1::timestamptz - make_interval(secs => linger_s)
+        OR claimed_at > $1::timestamptz + make_interval(secs => linger_s)
+       FOR UPDATE
 ), due AS (
     SELECT id, transfer_id FROM outbox
      WHERE done_at IS NULL AND next_attempt_at <= $1 AND EXISTS (SELECT 1 FROM gate)
@@ -88,14 +91,20 @@ WITH gate AS (
               CASE WHEN o.kind = 'deliver' THEN t.transfer END AS transfer,
               t.transfer->>'tx_id' AS tx_id, t.receiver_id, t.state, t.expires_at, t.sender_id,
               t.msg_id, t.end_to_end_id, t.tx_status, t.reason, t.reason_message
+), pace AS (
+    SELECT n.rows, CASE WHEN g.claimed_at < $1
+                        THEN $4::float8 + ($5::float8 - $4::float8) * least(1.0, n.rows / $6::float8
+                                  / EXTRACT(EPOCH FROM $1 - g.claimed_at)::float8)
+                        ELSE $4::float8 END AS linger_s
+      FROM gate g, (SELECT count(*) AS rows FROM claimed) n
 ), tick AS (
-    UPDATE outbox_claim_clock SET claimed_at = $1
-     WHERE EXISTS (SELECT 1 FROM gate) AND (SELECT count(*) FROM claimed) BETWEEN 1 AND $3 - 1
+    UPDATE outbox_claim_clock SET claimed_at = $1, linger_s = pace.linger_s
+      FROM pace WHERE pace.rows BETWEEN 1 AND $3 - 1
 )
-SELECT * FROM claimed
+SELECT claimed.*, (SELECT linger_s FROM pace) AS linger_s FROM claimed
 """
 
-_CLAIM_CLOCK = "SELECT claimed_at FROM outbox_claim_clock"
+_CLAIM_CLOCK = "SELECT claimed_at, linger_s FROM outbox_claim_clock"
 # The clock's row, put back if it was deleted: without it no claim would go ahead.
 _CLAIM_CLOCK_RESTORE = """
 INSERT INTO outbox_claim_clock (claimed_at) VALUES ('1970-01-01 00:00:00+00')
@@ -161,15 +170,27 @@ class DeliveryConfig:
     claim_batch_max: int = 500
     poll_interval_s: float = 0.2
     # After a claim that found rows, the next, by this process or any other on the database
-    # (the claim clock, migrations/0070), waits this long even when woken earlier: while
-    # transfers keep coming, each claim gathers more of them into each receiver's message
-    # (decision 0007, changes 13, 17 and 21). A delivery waits at most this much more.
+    # (the claim clock, migrations/0070 and 0080), waits a linger even when woken earlier:
+    # while transfers keep coming, each claim gathers more of them into each receiver's
+    # message (decision 0007, changes 13, 17, 21 and 22). The linger follows the rate the
+    # claim found rows at: `claim_linger_s` when they come slowly, rising in proportion up to
+    # `claim_linger_max_s` at `claim_linger_max_rows_per_s` (deliveries and callbacks: about
+    # two rows per transfer) and above, where the machine's CPU, not the wait, limits how many
+    # transfers go through. A delivery waits at most `claim_linger_max_s` more.
     claim_linger_s: float = 0.1
+    claim_linger_max_s: float = 0.3
+    claim_linger_max_rows_per_s: float = 1_500.0
     response_bytes_max: int = 1024 * 1024
     expiry_sweep_interval_s: float = 0.5
     expiry_batch_max: int = 1000
     finish_batch_max: int = 1000
     end_concurrency: int = 3  # answers' transactions (_end_batch) running at once
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.claim_linger_s <= self.claim_linger_max_s <= 60:
+            raise ValueError("claim lingers must satisfy 0 <= claim_linger_s <= claim_linger_max_s <= 60")
+        if self.claim_linger_max_rows_per_s <= 0:
+            raise ValueError("claim_linger_max_rows_per_s must be positive")
 
 
 @dataclass
@@ -231,7 +252,9 @@ class DeliveryWorker:
                 continue
             self._wake.clear()
             if claimed:
-                await asyncio.sleep(self.config.claim_linger_s)
+                linger_s = claimed[0]["linger_s"]
+                metrics.observe_claim_linger(linger_s)
+                await asyncio.sleep(linger_s)
             elif wait_s is not None:
                 # Another process claimed within the linger: its claim took what was due
                 # then, and the next one, by whichever process comes first, is due at once
@@ -257,27 +280,30 @@ class DeliveryWorker:
             _log.info("outbox_reclaimed", rows=int(status.split()[-1]))
 
     async def _claim(self) -> tuple[list[asyncpg.Record], float | None]:
-        """Due rows, and when none: how long until the claim clock lets this process claim
-        (None when it did and nothing was due)."""
+        """Due rows (each carrying the linger to wait after them), and when none: how long
+        until the claim clock lets this process claim (None when it did and nothing was
+        due)."""
         if len(self._in_flight) >= self.config.in_flight_max:
             return [], None
+        cfg = self.config
         now = self.clock()
-        lease = now + timedelta(seconds=self.config.attempt_timeout_s * 2 + 1)
-        linger = timedelta(seconds=self.config.claim_linger_s)
+        lease = now + timedelta(seconds=cfg.attempt_timeout_s * 2 + 1)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                _CLAIM, now, lease, self.config.claim_batch_max, now - linger, now + linger
-            )
+                _CLAIM, now, lease, cfg.claim_batch_max, cfg.claim_linger_s,
+                cfg.claim_linger_max_s, cfg.claim_linger_max_rows_per_s,
+            )  # fmt: skip
             if rows:
                 return list(rows), None
-            claimed_at = await conn.fetchval(_CLAIM_CLOCK)
-            if claimed_at is None:
+            clock = await conn.fetchrow(_CLAIM_CLOCK)
+            if clock is None:
                 _log.warning("outbox_claim_clock_restored")
                 await conn.execute(_CLAIM_CLOCK_RESTORE)
                 return [], 0.0
+        claimed_at, linger = clock["claimed_at"], timedelta(seconds=clock["linger_s"])
         if not now - linger < claimed_at <= now + linger:
             return [], None
-        return [], min((claimed_at + linger - now).total_seconds(), self.config.claim_linger_s)
+        return [], min((claimed_at + linger - now).total_seconds(), clock["linger_s"])
 
     async def _expiry_loop(self) -> None:
         while True:

@@ -220,6 +220,12 @@ DELIVERY_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50),
     registry=REGISTRY,
 )
+CLAIM_LINGER = Gauge(
+    "baygate_delivery_claim_linger_seconds",
+    "Wait between outbox claims set by this process's last claim that found rows: longer as "
+    "transfers come faster (decision 0007, change 22).",
+    registry=REGISTRY,
+)
 RECEIVER_NOTICES = Counter(
     "baygate_receiver_notices_total",
     "Notices to a receiving participant that a transfer it may have accepted expired unpaid "
@@ -326,6 +332,11 @@ def observe_callback_batch(transfers: int) -> None:
 def observe_delivery_batch(transfers: int) -> None:
     """One delivery message to a receiver, carrying `transfers` transfers."""
     DELIVERY_BATCH.observe(transfers)
+
+
+def observe_claim_linger(seconds: float) -> None:
+    """The linger the last claim that found rows set for every process's next claim."""
+    CLAIM_LINGER.set(seconds)
 
 
 def record_notice(participant: str, *, outcome: str) -> None:

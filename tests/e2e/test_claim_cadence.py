@@ -2,7 +2,8 @@
 claim within the linger of the last one that took rows, by any worker, takes nothing and
 says when the next may go; after the linger one claim takes everything due, so that each
 receiver's message carries the transfers of every process. A full claim holds nothing
-back, and a claim time far ahead of a worker's clock does not stop it."""
+back, and a claim time far ahead of a worker's clock does not stop it. The linger follows
+the rate the last claim found rows at, and every worker keeps the linger that claim set."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ LINGER_S = 0.1
 PROXY = "+86-13800138000"
 
 
-def _workers(stack: Stack, clock: Callable[[], dt.datetime], n: int, **config: int) -> list[DeliveryWorker]:
+def _workers(stack: Stack, clock: Callable[[], dt.datetime], n: int, **config: float) -> list[DeliveryWorker]:
+    """Workers with a linger of LINGER_S whatever the rate, unless `config` says otherwise."""
     own = stack.app[DELIVERY]
+    config = {"claim_linger_s": LINGER_S, "claim_linger_max_s": LINGER_S, **config}
     return [
         DeliveryWorker(
             pool=own.pool, clearing=own.clearing, directory=own.directory, clock=clock,
-            gateway_key=own.gateway_key, config=DeliveryConfig(claim_linger_s=LINGER_S, **config),
+            gateway_key=own.gateway_key, config=DeliveryConfig(**config),  # type: ignore[arg-type]
         )
         for _ in range(n)
     ]  # fmt: skip
@@ -116,3 +119,37 @@ async def test_a_deleted_claim_clock_is_put_back(stack: Stack) -> None:
     assert await a._claim() == ([], 0.0)  # nothing claimed without the clock; it is back
     rows, wait_s = await a._claim()
     assert _deliveries(rows) == 2 and wait_s is None
+
+
+async def test_the_linger_follows_the_rate_the_last_claim_found_rows_at(stack: Stack) -> None:
+    start = await _without_own_claims(stack)
+    now = [start]
+    # 0.1 s at 10 rows/s or slower, rising in proportion up to 0.5 s at 100 rows/s.
+    a, b = _workers(stack, lambda: now[0], 2, claim_linger_max_s=0.5, claim_linger_max_rows_per_s=100)
+    await _execute(stack, "UPDATE outbox_claim_clock SET claimed_at = $1", start - dt.timedelta(seconds=1))
+
+    await _send_hk(stack, "hk-801", PROXY, 50)  # 50 rows in the second since the clock was set
+    rows, _ = await a._claim()
+    assert len(rows) == 50 and rows[0]["linger_s"] == pytest.approx(0.1 + 0.4 * 50 / 100)
+
+    # Every worker keeps the linger the last claim set (b has claimed nothing yet).
+    await _send_hk(stack, "hk-801", PROXY, 40)
+    now[0] = start + dt.timedelta(seconds=0.2)
+    assert await b._claim() == ([], pytest.approx(0.1))
+    now[0] = start + dt.timedelta(seconds=0.3)
+    rows, _ = await b._claim()  # 40 rows in 0.3 s: over the rate of the longest linger
+    assert len(rows) == 40 and rows[0]["linger_s"] == pytest.approx(0.5)
+
+    now[0] = start + dt.timedelta(seconds=0.7)
+    assert await a._claim() == ([], pytest.approx(0.1))
+    now[0] = start + dt.timedelta(seconds=10.8)
+    await _send_hk(stack, "hk-801", PROXY, 1)
+    rows, _ = await a._claim()  # 1 row in 10.5 s: back to the shortest linger
+    assert len(rows) == 1 and rows[0]["linger_s"] == pytest.approx(0.1 + 0.4 * (1 / 10.5) / 100)
+
+
+def test_lingers_are_checked() -> None:
+    with pytest.raises(ValueError):
+        DeliveryConfig(claim_linger_s=0.3, claim_linger_max_s=0.1)
+    with pytest.raises(ValueError):
+        DeliveryConfig(claim_linger_max_rows_per_s=0)
