@@ -72,10 +72,11 @@ _log = get_logger("baygate.delivery")
 # its linger (a process whose clock runs ahead, or a clock set back) holds nothing back.
 # Concurrent claims queue on the clock's row lock; the one behind sees the clock just set.
 # The claim that sets the clock sets the next linger too: from $4 when rows came slowly to
-# $5 when they came at $6 rows a second or faster, by the rate since the clock was last set.
+# $5 when they came at $6 rows a second or faster, by the rate since the clock was last set
+# (the rows of full claims meanwhile counted: `rows_since`).
 _CLAIM = """
 WITH gate AS (
-    SELECT claimed_at FROM outbox_claim_clock
+    SELECT claimed_at, rows_since FROM outbox_claim_clock
      WHERE claimed_at <= $1::timestamptz - make_interval(secs => linger_s)
         OR claimed_at > $1::timestamptz + make_interval(secs => linger_s)
        FOR UPDATE
@@ -93,13 +94,17 @@ WITH gate AS (
               t.msg_id, t.end_to_end_id, t.tx_status, t.reason, t.reason_message
 ), pace AS (
     SELECT n.rows, CASE WHEN g.claimed_at < $1
-                        THEN $4::float8 + ($5::float8 - $4::float8) * least(1.0, n.rows / $6::float8
-                                  / EXTRACT(EPOCH FROM $1 - g.claimed_at)::float8)
+                        THEN $4::float8 + ($5::float8 - $4::float8)
+                             * least(1.0, (n.rows + g.rows_since) / $6::float8
+                                          / EXTRACT(EPOCH FROM $1 - g.claimed_at)::float8)
                         ELSE $4::float8 END AS linger_s
       FROM gate g, (SELECT count(*) AS rows FROM claimed) n
 ), tick AS (
-    UPDATE outbox_claim_clock SET claimed_at = $1, linger_s = pace.linger_s
-      FROM pace WHERE pace.rows BETWEEN 1 AND $3 - 1
+    UPDATE outbox_claim_clock c
+       SET claimed_at = CASE WHEN pace.rows < $3 THEN $1 ELSE c.claimed_at END,
+           linger_s = CASE WHEN pace.rows < $3 THEN pace.linger_s ELSE c.linger_s END,
+           rows_since = CASE WHEN pace.rows < $3 THEN 0 ELSE c.rows_since + pace.rows END
+      FROM pace WHERE pace.rows >= 1
 )
 SELECT claimed.*, (SELECT linger_s FROM pace) AS linger_s FROM claimed
 """

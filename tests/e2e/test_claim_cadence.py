@@ -153,3 +153,18 @@ def test_lingers_are_checked() -> None:
         DeliveryConfig(claim_linger_s=0.3, claim_linger_max_s=0.1)
     with pytest.raises(ValueError):
         DeliveryConfig(claim_linger_max_rows_per_s=0)
+
+
+async def test_the_linger_counts_the_rows_of_full_claims_since_the_clock_was_set(stack: Stack) -> None:
+    # A full claim leaves the clock; the claim after it takes only the rest. The rate is
+    # that of every row taken since the clock was set, not of the last claim's alone.
+    start = await _without_own_claims(stack)
+    [a] = _workers(stack, lambda: start, 1, claim_batch_max=2, claim_linger_max_s=0.5,
+                   claim_linger_max_rows_per_s=10)  # fmt: skip
+    await _execute(stack, "UPDATE outbox_claim_clock SET claimed_at = $1", start - dt.timedelta(seconds=1))
+
+    await _send_hk(stack, "hk-801", PROXY, 5)
+    sizes = [len((await a._claim())[0]) for _ in range(2)]
+    rows, _ = await a._claim()
+    assert sizes == [2, 2] and len(rows) == 1
+    assert rows[0]["linger_s"] == pytest.approx(0.1 + 0.4 * 5 / 10)  # 5 rows in 1 s
