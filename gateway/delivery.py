@@ -177,7 +177,7 @@ class DeliveryConfig:
     claim_batch_max: int = 1_200
     poll_interval_s: float = 0.2
     # After a claim that found rows, the next, by this process or any other on the database
-    # (the claim clock, migrations/0070 and 0080), waits a linger even when woken earlier:
+    # (the claim clock, migrations/0070 to 0090), waits a linger even when woken earlier:
     # while transfers keep coming, each claim gathers more of them into each receiver's
     # message (decision 0007, changes 13, 17, 21 and 22). The linger follows the rate the
     # claim found rows at: `claim_linger_s` when they come slowly, rising in proportion up to

@@ -124,7 +124,7 @@ async def test_a_deleted_claim_clock_is_put_back(stack: Stack) -> None:
 async def test_the_linger_follows_the_rate_the_last_claim_found_rows_at(stack: Stack) -> None:
     start = await _without_own_claims(stack)
     now = [start]
-    # 0.1 s at 10 rows/s or slower, rising in proportion up to 0.5 s at 100 rows/s.
+    # 0.1 s plus 0.4 s in proportion to the rate, the whole of it at 100 rows/s and above.
     a, b = _workers(stack, lambda: now[0], 2, claim_linger_max_s=0.5, claim_linger_max_rows_per_s=100)
     await _execute(stack, "UPDATE outbox_claim_clock SET claimed_at = $1", start - dt.timedelta(seconds=1))
 
