@@ -8,6 +8,7 @@ Handlers stay thin: decode, decide, persist, encode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ from gateway import migrate
 from gateway.config import Settings
 from gateway.db import Database, create_pool, open_database
 from gateway.logging import get_logger
-from gateway.metrics import set_db_ready
+from gateway.metrics import set_db_ready, watch_event_loop
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -141,6 +142,21 @@ def database_ctx(settings: Settings) -> Callable[[web.Application], AsyncIterato
     return ctx
 
 
+def loop_lag_ctx(interval_s: float) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Samples the event loop's lag while the app runs (metrics.watch_event_loop)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(watch_event_loop(interval_s), name="event-loop-lag")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return ctx
+
+
 def create_app(settings: Settings, *, with_gateway: bool = True) -> web.Application:
     """The app. `with_gateway=False` serves only health, readiness and metrics."""
     from gateway import api, openapi, wiring
@@ -153,6 +169,8 @@ def create_app(settings: Settings, *, with_gateway: bool = True) -> web.Applicat
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app.cleanup_ctx.append(database_ctx(settings))
+    if settings.event_loop_lag_interval_s > 0:
+        app.cleanup_ctx.append(loop_lag_ctx(settings.event_loop_lag_interval_s))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # The event loop of `baygate serve` (gateway/eventloop.py).
     event_loop: EventLoopKind = EVENT_LOOP_DEFAULT
     signature_max_age_s: int = Field(default=300, ge=10, le=3600)
+    # How often the event loop's lag is sampled (baygate_event_loop_lag_seconds); 0: never.
+    event_loop_lag_interval_s: float = Field(default=0.1, ge=0, le=10)
 
     # Close the open settlement window every this many seconds (0: operators close it by hand).
     # Enable it on one gateway process only: each scheduled process closes on its own.

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import time
 from collections import Counter
 
 from aiohttp import web
@@ -268,3 +271,26 @@ async def test_http_middleware_labels_route_templates_not_paths():
     assert sample("baygate_http_requests_in_flight") == 0
     body = metrics.render_latest()[0].decode()
     assert "TX-000" not in body
+
+
+async def test_event_loop_lag_shows_work_that_holds_the_loop():
+    """A handler that blocks the loop for 150 ms shows as one lag above 100 ms; the watcher
+    goes on sampling afterwards."""
+
+    def above(le: str) -> float:
+        return sample("baygate_event_loop_lag_seconds_count") - sample(
+            "baygate_event_loop_lag_seconds_bucket", le=le
+        )
+
+    before_count, before_above = sample("baygate_event_loop_lag_seconds_count"), above("0.1")
+    watcher = asyncio.create_task(metrics.watch_event_loop(0.005))
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.15)  # noqa: ASYNC251 - the synchronous stretch holding the loop under test
+        await asyncio.sleep(0.05)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert above("0.1") - before_above == 1
+    assert sample("baygate_event_loop_lag_seconds_count") - before_count >= 3
